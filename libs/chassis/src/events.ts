@@ -1,0 +1,199 @@
+import { Event } from '@ledgerly/proto/events/v1/events';
+import {
+  connect,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  nanos,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+} from 'nats';
+import { randomUUID } from 'node:crypto';
+import type { DeepPartial } from './grpc-types.js';
+import type { Logger } from './logger.js';
+
+/** The one stream every event goes through (docs/events.md). */
+export const EVENT_STREAM = 'LEDGERLY_EVENTS';
+export const EVENT_SUBJECT_PREFIX = 'ledgerly.events.';
+
+export type EventPayload = NonNullable<Event['payload']>;
+export type EventType = EventPayload['$case'];
+
+/** The catalogue: payload → subject suffix. Event names are constants. */
+export const EVENT_NAMES: Readonly<Record<EventType, string>> = {
+  connectionCreated: 'connection.created',
+  connectionRevoked: 'connection.revoked',
+  membershipChanged: 'membership.changed',
+};
+
+export function eventSubject(type: EventType): string {
+  return EVENT_SUBJECT_PREFIX + EVENT_NAMES[type];
+}
+
+export interface EventBusOptions {
+  url: string;
+  /** Client name shown by the NATS server, e.g. "edge". */
+  name: string;
+  logger: Logger;
+  /** Replicas of the stream when this process has to create it (1 locally, 3 in production). */
+  replicas?: number;
+}
+
+export type EventHandler = (event: Event) => void | Promise<void>;
+
+export interface SubscribeOptions {
+  /** Replay events that occurred since this instant, then follow new ones. */
+  since: Date;
+  handle: EventHandler;
+}
+
+export interface EventSubscription {
+  /** Resolves once every event stored when subscribing has been handled. */
+  readonly caughtUp: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes and consumes platform events through JetStream. Every instance
+ * consumes through its own ordered consumer, so every instance of every
+ * service sees every event, and one that was down replays what it missed.
+ */
+export class EventBus {
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly logger: Logger,
+    private readonly source: string,
+  ) {}
+
+  static async connect(options: EventBusOptions): Promise<EventBus> {
+    const logger = options.logger.child({ component: 'events' });
+    const nc = await connect({
+      servers: options.url,
+      name: options.name,
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      waitOnFirstConnect: false,
+    });
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
+          logger.warn('NATS connection status', { status: s.type });
+        }
+      }
+    })();
+    const jsm = await nc.jetstreamManager();
+    const bus = new EventBus(nc, nc.jetstream(), jsm, logger, options.name);
+    await bus.ensureStream(options.replicas ?? 1);
+    logger.info('NATS connected', { stream: EVENT_STREAM });
+    return bus;
+  }
+
+  private async ensureStream(replicas: number): Promise<void> {
+    try {
+      await this.jsm.streams.info(EVENT_STREAM);
+      return;
+    } catch (err) {
+      if (!/stream not found/i.test(String((err as Error).message))) throw err;
+    }
+    try {
+      await this.jsm.streams.add({
+        name: EVENT_STREAM,
+        subjects: [EVENT_SUBJECT_PREFIX + '>'],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: replicas,
+        // Longer than any token an event can affect may live (30 min), with room
+        // for an instance that is down for a while to catch up.
+        max_age: nanos(7 * 24 * 3600 * 1000),
+        duplicate_window: nanos(2 * 60 * 1000),
+      });
+    } catch (err) {
+      // Another instance created it first.
+      if (!/already in use|exists/i.test(String((err as Error).message))) throw err;
+    }
+  }
+
+  /** Publishes an event and waits for JetStream to store it. */
+  async publish(payload: DeepPartial<EventPayload> & { $case: EventType }, id: string = randomUUID()): Promise<Event> {
+    const event = Event.fromPartial({ id, occurredAt: new Date(), source: this.source, payload } as never);
+    const subject = eventSubject(payload.$case);
+    await this.js.publish(subject, Event.encode(event).finish(), {
+      msgID: event.id,
+      expect: { streamName: EVENT_STREAM },
+      timeout: 2000,
+    });
+    this.logger.debug('Event published', { type: EVENT_NAMES[payload.$case], eventId: event.id });
+    return event;
+  }
+
+  /**
+   * Follows the stream from `since`. Each event id is handled at most once per
+   * subscription, even when the ordered consumer re-delivers after a reset.
+   */
+  async subscribe(options: SubscribeOptions): Promise<EventSubscription> {
+    const stream = await this.jsm.streams.info(EVENT_STREAM);
+    const lastSeq = stream.state.last_seq;
+    let markCaughtUp!: () => void;
+    const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+    if (lastSeq === 0) {
+      markCaughtUp();
+    } else {
+      const last = await this.jsm.streams.getMessage(EVENT_STREAM, { seq: lastSeq }).catch(() => undefined);
+      if (!last || last.time.getTime() < options.since.getTime()) markCaughtUp();
+    }
+    const consumer = await this.js.consumers.get(EVENT_STREAM, {
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: options.since.toISOString(),
+    });
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+    const seen = new BoundedSet(200_000);
+    const done = (async () => {
+      for await (const m of messages) {
+        try {
+          const event = Event.decode(m.data);
+          if (event.id && !seen.has(event.id)) {
+            seen.add(event.id);
+            await options.handle(event);
+          }
+        } catch (err) {
+          this.logger.error('Event handler failed', { err, seq: m.seq, subject: m.subject });
+        }
+        if (m.seq >= lastSeq) markCaughtUp();
+      }
+    })();
+    return {
+      caughtUp,
+      stop: async () => {
+        messages.stop();
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  /** Flushes what was published and closes the connection. */
+  async close(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    await this.nc.drain();
+  }
+}
+
+/** An insertion-ordered set that forgets its oldest members past a size. */
+class BoundedSet {
+  private readonly items = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(value: string): boolean {
+    return this.items.has(value);
+  }
+  add(value: string): void {
+    this.items.add(value);
+    if (this.items.size > this.max) {
+      const oldest = this.items.values().next().value;
+      if (oldest !== undefined) this.items.delete(oldest);
+    }
+  }
+}
