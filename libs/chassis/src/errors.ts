@@ -76,6 +76,8 @@ export class UnavailableError extends ServiceError {
  */
 export function isInfrastructureUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  // A peer service that could not be reached in time.
+  if (err instanceof RemoteError) return err.unavailable;
   const name = err.name;
   return (
     name === 'MongoServerSelectionError' ||

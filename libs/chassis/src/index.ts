@@ -9,3 +9,5 @@ export * from './lifecycle.js';
 export * from './logger.js';
 export * from './mongo.js';
 export * from './secrets.js';
+export * from './periodic-job.js';
+export * from './grpc-app.js';

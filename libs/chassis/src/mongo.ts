@@ -35,6 +35,7 @@ export async function connectMongo(options: MongoOptions): Promise<MongoConnecti
     socketTimeoutMS: 10_000,
     maxPoolSize: 20,
     retryWrites: false,
+    ignoreUndefined: true,
     retryReads: true,
   });
   await client.connect();

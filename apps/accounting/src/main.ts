@@ -1,0 +1,4 @@
+import { runService } from '@ledgerly/chassis';
+import { accounting } from './service.js';
+
+runService(accounting);

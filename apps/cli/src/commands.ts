@@ -1,0 +1,204 @@
+import { parseRole, roleName } from '@ledgerly/access';
+import { createClient, type PromiseClient } from '@ledgerly/chassis';
+import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
+import { IdentityServiceDefinition, type Membership } from '@ledgerly/proto/identity/v1/identity';
+import { ClientType, TokenServiceDefinition, type Client } from '@ledgerly/proto/token/v1/token';
+import { seedDemo } from './demo.js';
+
+/** Where the services are: the same keys and defaults as the services themselves (npm start). */
+export interface Addresses {
+  identity: string;
+  consent: string;
+  token: string;
+}
+
+export function addressesFrom(env: Record<string, string | undefined>): Addresses {
+  return {
+    identity: env['LEDGERLY_IDENTITY_ADDR'] || '127.0.0.1:50051',
+    consent: env['LEDGERLY_CONSENT_ADDR'] || '127.0.0.1:50052',
+    token: env['LEDGERLY_TOKEN_ADDR'] || '127.0.0.1:50053',
+  };
+}
+
+export interface Services {
+  identity: PromiseClient<typeof IdentityServiceDefinition>;
+  consent: PromiseClient<typeof ConsentServiceDefinition>;
+  token: PromiseClient<typeof TokenServiceDefinition>;
+  close(): void;
+}
+
+export function connect(addresses: Addresses): Services {
+  const identity = createClient(IdentityServiceDefinition, addresses.identity, { deadlineMs: 10_000 });
+  const consent = createClient(ConsentServiceDefinition, addresses.consent, { deadlineMs: 10_000 });
+  const token = createClient(TokenServiceDefinition, addresses.token, { deadlineMs: 10_000 });
+  return { identity, consent, token, close: () => [identity, consent, token].forEach((c) => c.close()) };
+}
+
+/** A usage mistake: printed with the command's help, exit code 2. */
+export class UsageError extends Error {}
+
+export type Options = Record<string, string | boolean | Array<string | boolean> | undefined>;
+
+export interface Command {
+  /** e.g. ["user", "create"] */
+  words: [string, string];
+  summary: string;
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; required?: boolean; description: string }>;
+  run(services: Services, options: Options): Promise<unknown>;
+}
+
+const str = (options: Options, name: string): string => {
+  const value = options[name];
+  if (typeof value !== 'string' || value.length === 0) throw new UsageError(`--${name} is required`);
+  return value;
+};
+
+function membershipJson(m: Membership) {
+  return {
+    organisation_id: m.organisationId,
+    organisation_name: m.organisationName,
+    user_id: m.userId,
+    role: roleName(m.role),
+    created_at: m.createdAt?.toISOString(),
+    updated_at: m.updatedAt?.toISOString(),
+  };
+}
+
+function clientJson(c: Client, secret?: string) {
+  return {
+    client_id: c.clientId,
+    ...(secret ? { client_secret: secret } : {}),
+    name: c.name,
+    type: c.type === ClientType.CLIENT_TYPE_PUBLIC ? 'public' : 'confidential',
+    redirect_uris: c.redirectUris,
+    token_endpoint_auth_method: c.tokenEndpointAuthMethod,
+    grant_types: c.grantTypes,
+    created_at: c.createdAt?.toISOString(),
+  };
+}
+
+export const COMMANDS: Command[] = [
+  {
+    words: ['user', 'create'],
+    summary: 'Create a user with a password (argon2id-hashed by the identity service)',
+    options: {
+      email: { type: 'string', required: true, description: 'Email address (unique)' },
+      password: { type: 'string', required: true, description: 'Password, 8 to 256 characters' },
+      name: { type: 'string', required: true, description: 'Display name' },
+    },
+    run: async ({ identity }, o) => {
+      const { user } = await identity.createUser({ email: str(o, 'email'), password: str(o, 'password'), name: str(o, 'name') });
+      return { id: user!.id, email: user!.email, name: user!.name, created_at: user!.createdAt?.toISOString() };
+    },
+  },
+  {
+    words: ['user', 'get'],
+    summary: 'Show a user and their memberships',
+    options: { id: { type: 'string', required: true, description: 'User id' } },
+    run: async ({ identity }, o) => {
+      const { user } = await identity.getUser({ userId: str(o, 'id') });
+      const { memberships } = await identity.listMemberships({ userId: user!.id });
+      return { id: user!.id, email: user!.email, name: user!.name, memberships: memberships.map(membershipJson) };
+    },
+  },
+  {
+    words: ['org', 'create'],
+    summary: 'Create an organisation',
+    options: {
+      name: { type: 'string', required: true, description: 'Organisation name' },
+      country: { type: 'string', description: 'ISO 3166-1 alpha-2 country code (default NZ)' },
+      currency: { type: 'string', description: 'ISO 4217 base currency (default NZD)' },
+    },
+    run: async ({ identity }, o) => {
+      const { organisation } = await identity.createOrganisation({
+        name: str(o, 'name'),
+        countryCode: typeof o['country'] === 'string' ? o['country'] : '',
+        baseCurrency: typeof o['currency'] === 'string' ? o['currency'] : '',
+      });
+      const org = organisation!;
+      return { id: org.id, name: org.name, country_code: org.countryCode, base_currency: org.baseCurrency, created_at: org.createdAt?.toISOString() };
+    },
+  },
+  {
+    words: ['member', 'add'],
+    summary: "Add a user to an organisation, or change their role there",
+    options: {
+      org: { type: 'string', required: true, description: 'Organisation id' },
+      user: { type: 'string', required: true, description: 'User id' },
+      role: { type: 'string', required: true, description: 'adviser, standard or readonly' },
+    },
+    run: async ({ identity }, o) => {
+      const role = parseRole(str(o, 'role'));
+      if (role === undefined) throw new UsageError('--role must be adviser, standard or readonly');
+      const { membership } = await identity.addMembership({ organisationId: str(o, 'org'), userId: str(o, 'user'), role });
+      return membershipJson(membership!);
+    },
+  },
+  {
+    words: ['client', 'create'],
+    summary: 'Register an app (OAuth client); prints client_id and, for confidential clients, client_secret (shown once)',
+    options: {
+      name: { type: 'string', required: true, description: 'The app name users see on the consent page' },
+      'redirect-uri': { type: 'string', multiple: true, required: true, description: 'Redirect URI (repeat for several)' },
+      public: { type: 'boolean', description: 'A public client (native or browser app): no secret, PKCE only' },
+    },
+    run: async ({ token }, o) => {
+      const uris = o['redirect-uri'];
+      const { client, clientSecret } = await token.createClient({
+        name: str(o, 'name'),
+        redirectUris: Array.isArray(uris) ? uris.map(String) : [],
+        type: o['public'] === true ? ClientType.CLIENT_TYPE_PUBLIC : ClientType.CLIENT_TYPE_CONFIDENTIAL,
+      });
+      return clientJson(client!, clientSecret);
+    },
+  },
+  {
+    words: ['client', 'get'],
+    summary: 'Show a registered app',
+    options: { id: { type: 'string', required: true, description: 'client_id' } },
+    run: async ({ token }, o) => clientJson((await token.getClient({ clientId: str(o, 'id') })).client!),
+  },
+  {
+    words: ['connection', 'list'],
+    summary: "List the organisations a user has connected an app to",
+    options: {
+      user: { type: 'string', required: true, description: 'User id' },
+      client: { type: 'string', required: true, description: 'client_id' },
+    },
+    run: async ({ consent }, o) => {
+      const { connections } = await consent.listConnections({ userId: str(o, 'user'), clientId: str(o, 'client') });
+      return connections.map((c) => ({
+        id: c.id,
+        tenant_id: c.tenantId,
+        tenant_name: c.tenantName,
+        auth_event_id: c.authEventId,
+        created_at: c.createdAt?.toISOString(),
+      }));
+    },
+  },
+  {
+    words: ['connection', 'revoke'],
+    summary: "Disconnect an app from one organisation on a user's behalf; every service refuses it there at once",
+    options: {
+      id: { type: 'string', required: true, description: 'Connection id' },
+      user: { type: 'string', required: true, description: 'User id' },
+      client: { type: 'string', required: true, description: 'client_id' },
+    },
+    run: async ({ consent }, o) => {
+      const { connection } = await consent.revokeConnection({ connectionId: str(o, 'id'), userId: str(o, 'user'), clientId: str(o, 'client') });
+      return { id: connection!.id, tenant_id: connection!.tenantId, revoked_at: connection!.revokedAt?.toISOString() };
+    },
+  },
+  {
+    words: ['demo', 'seed'],
+    summary: 'Create the demo user, organisations and example-app client once (npm start runs this)',
+    options: {
+      state: { type: 'string', required: true, description: 'File that remembers what was created (kept under .data/)' },
+      'redirect-uri': { type: 'string', multiple: true, required: true, description: "The example app's redirect URI" },
+    },
+    run: async (services, o) => {
+      const uris = o['redirect-uri'];
+      return seedDemo(services, str(o, 'state'), Array.isArray(uris) ? uris.map(String) : []);
+    },
+  },
+];

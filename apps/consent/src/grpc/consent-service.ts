@@ -1,0 +1,241 @@
+import { needsOrganisation } from '@ledgerly/access';
+import {
+  constantTimeEqual,
+  FailedPreconditionError,
+  implement,
+  InvalidArgumentError,
+  isRemoteError,
+  NotFoundError,
+  PermissionDeniedError,
+  sha256,
+  Status,
+  UnauthenticatedError,
+  type EventBus,
+  type Logger,
+  type PromiseClient,
+  type ServiceImplementation,
+} from '@ledgerly/chassis';
+import { ConsentServiceDefinition, FlowState, type Connection, type Flow } from '@ledgerly/proto/consent/v1/consent';
+import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
+import { randomUUID } from 'node:crypto';
+import type { ConsentConfig } from '../config.js';
+import type { RevocationRelay } from '../events/revocation-relay.js';
+import type { ConnectionDoc, ConnectionStore } from '../store/connections.js';
+import type { FlowDoc, FlowStore } from '../store/flows.js';
+
+export interface ConsentDeps {
+  config: ConsentConfig;
+  flows: FlowStore;
+  connections: ConnectionStore;
+  identity: PromiseClient<typeof IdentityServiceDefinition>;
+  events: EventBus;
+  relay: RevocationRelay;
+  logger: Logger;
+}
+
+const EXPIRED = 'This sign-in request has expired or is unknown. Start again from the app.';
+
+export function consentService(deps: ConsentDeps): ServiceImplementation {
+  const { flows, connections, identity } = deps;
+
+  /** Guard of every browser-driven step: a live flow, from the browser that started it. */
+  const flowForBrowser = async (flowId: string, browserBinding: string): Promise<FlowDoc> => {
+    const flow = await flows.findLive(flowId);
+    if (!flow) throw new NotFoundError(EXPIRED, 'flow_not_found');
+    if (!browserBinding || !constantTimeEqual(sha256(browserBinding), flow.bindingHash)) {
+      throw new PermissionDeniedError('This sign-in request was started in another browser', 'flow_binding_mismatch');
+    }
+    return flow;
+  };
+
+  /** Guard of every posted form: the flow's anti-CSRF token. */
+  const checkCsrf = (flow: FlowDoc, csrfToken: string) => {
+    if (!csrfToken || !constantTimeEqual(csrfToken, flow.csrfToken)) {
+      throw new PermissionDeniedError('The form is stale or was not sent by this site', 'csrf_mismatch');
+    }
+  };
+
+  const sessionOf = async (sessionToken: string) => {
+    try {
+      const { session } = await identity.getSession({ sessionToken });
+      return session!;
+    } catch (err) {
+      if (isRemoteError(err, Status.UNAUTHENTICATED)) throw new UnauthenticatedError('The sign-in session is not valid', 'session_invalid');
+      throw err;
+    }
+  };
+
+  const stateError = (flow: FlowDoc | null) =>
+    flow ? new FailedPreconditionError(`The sign-in request is ${FlowState[flow.state]}`, 'flow_state') : new NotFoundError(EXPIRED, 'flow_not_found');
+
+  return implement(ConsentServiceDefinition, {
+    createFlow: async (req) => {
+      if (!req.request?.clientId || !req.request.redirectUri) throw new InvalidArgumentError('request.client_id and redirect_uri are required');
+      if (req.browserBinding.length < 16) throw new InvalidArgumentError('browser_binding must be a random secret');
+      let session;
+      if (req.sessionToken) {
+        try {
+          const s = await sessionOf(req.sessionToken);
+          const authTime = s.authTime ?? new Date(0);
+          // OpenID Connect max_age: an older sign-in must be repeated.
+          const maxAge = req.request.maxAge;
+          if (maxAge < 0 || Date.now() - authTime.getTime() <= maxAge * 1000) {
+            session = { userId: s.userId, sessionId: s.id, authTime, amr: s.amr };
+          }
+        } catch (err) {
+          // An expired session just means the user signs in again.
+          if (!(err instanceof UnauthenticatedError)) throw err;
+        }
+      }
+      const flow = await flows.create({
+        request: req.request,
+        browserBinding: req.browserBinding,
+        ttlSeconds: deps.config.LEDGERLY_FLOW_TTL_SECONDS,
+        ...(session ? { session } : {}),
+      });
+      return { flow: toFlow(flow) };
+    },
+
+    getFlow: async (req) => ({ flow: toFlow(await flowForBrowser(req.flowId, req.browserBinding)) }),
+
+    acceptLogin: async (req) => {
+      const flow = await flowForBrowser(req.flowId, req.browserBinding);
+      checkCsrf(flow, req.csrfToken);
+      const session = await sessionOf(req.sessionToken);
+      const next = await flows.transition(flow._id, [FlowState.FLOW_STATE_LOGIN_REQUIRED], {
+        state: FlowState.FLOW_STATE_CONSENT_REQUIRED,
+        userId: session.userId,
+        sessionId: session.id,
+        authTime: session.authTime ?? new Date(),
+        amr: session.amr,
+      });
+      if (!next) throw stateError(await flows.findLive(flow._id));
+      return { flow: toFlow(next) };
+    },
+
+    acceptConsent: async (req) => {
+      const flow = await flowForBrowser(req.flowId, req.browserBinding);
+      checkCsrf(flow, req.csrfToken);
+      if (flow.state !== FlowState.FLOW_STATE_CONSENT_REQUIRED) throw stateError(flow);
+      const scopes = flow.request.scopes;
+      const wantsBooks = needsOrganisation(scopes);
+      const tenantIds = wantsBooks ? [...new Set(req.tenantIds)] : [];
+      if (wantsBooks && tenantIds.length === 0) {
+        throw new InvalidArgumentError('Choose at least one organisation', 'no_organisation');
+      }
+      // The user can only connect organisations they belong to.
+      const { memberships } = await identity.listMemberships({ userId: flow.userId });
+      const names = new Map(memberships.map((m) => [m.organisationId, m.organisationName]));
+      const foreign = tenantIds.filter((id) => !names.has(id));
+      if (foreign.length > 0) throw new PermissionDeniedError('You are not a member of every chosen organisation', 'not_a_member');
+
+      const grant = await connections.upsertGrant(flow.userId, flow.request.clientId, scopes);
+      const authEventId = randomUUID();
+      const consented = await flows.transition(flow._id, [FlowState.FLOW_STATE_CONSENT_REQUIRED], {
+        state: FlowState.FLOW_STATE_CONSENTED,
+        tenantIds,
+        grantedScopes: scopes,
+        grantId: grant._id,
+        authEventId,
+      });
+      if (!consented) throw stateError(await flows.findLive(flow._id));
+
+      const made: ConnectionDoc[] = [];
+      for (const tenantId of tenantIds) {
+        const { connection, created } = await connections.connect({
+          grantId: grant._id,
+          userId: flow.userId,
+          clientId: flow.request.clientId,
+          tenantId,
+          tenantName: names.get(tenantId) ?? '',
+          authEventId,
+        });
+        made.push(connection);
+        if (created) {
+          await deps.events
+            .publish({
+              $case: 'connectionCreated',
+              value: { connectionId: connection._id, grantId: grant._id, userId: flow.userId, clientId: flow.request.clientId, tenantId, authEventId },
+            })
+            .catch((err: unknown) => deps.logger.warn('Publishing connection.created failed', { err }));
+        }
+      }
+      deps.logger.info('Consent given', { userId: flow.userId, clientId: flow.request.clientId, tenants: tenantIds.length, authEventId });
+      return { flow: toFlow(consented), connections: made.map(toConnection) };
+    },
+
+    rejectFlow: async (req) => {
+      const flow = await flowForBrowser(req.flowId, req.browserBinding);
+      checkCsrf(flow, req.csrfToken);
+      const next = await flows.transition(flow._id, [FlowState.FLOW_STATE_LOGIN_REQUIRED, FlowState.FLOW_STATE_CONSENT_REQUIRED], {
+        state: FlowState.FLOW_STATE_REJECTED,
+      });
+      if (!next) throw stateError(await flows.findLive(flow._id));
+      return { flow: toFlow(next) };
+    },
+
+    completeFlow: async (req) => {
+      const next = await flows.transition(req.flowId, [FlowState.FLOW_STATE_CONSENTED], { state: FlowState.FLOW_STATE_COMPLETED });
+      if (!next) throw stateError(await flows.findLive(req.flowId));
+      return { flow: toFlow(next) };
+    },
+
+    listConnections: async (req) => {
+      if (!req.userId || !req.clientId) throw new InvalidArgumentError('user_id and client_id are required');
+      const list = await connections.listLive(req.userId, req.clientId, req.authEventId || undefined);
+      return { connections: list.map(toConnection) };
+    },
+
+    checkConnection: async (req) => {
+      if (!req.userId || !req.clientId || !req.tenantId) throw new InvalidArgumentError('user_id, client_id and tenant_id are required');
+      const live = await connections.findLive(req.userId, req.clientId, req.tenantId);
+      if (live) return { connection: toConnection(live) };
+      const lastRevokedAt = await connections.lastRevokedAt(req.userId, req.clientId, req.tenantId);
+      return lastRevokedAt ? { lastRevokedAt } : {};
+    },
+
+    revokeConnection: async (req) => {
+      const revoked = await connections.revoke(req.connectionId, req.userId, req.clientId);
+      if (!revoked) throw new NotFoundError('No such connection', 'connection_not_found');
+      deps.logger.info('Connection revoked', { connectionId: revoked._id, clientId: revoked.clientId, tenantId: revoked.tenantId });
+      // Durable already; if NATS is down the relay sends it later.
+      await deps.relay.publish(revoked).catch((err: unknown) => deps.logger.warn('Publishing connection.revoked deferred to the relay', { err }));
+      return { connection: toConnection(revoked) };
+    },
+  });
+}
+
+function toFlow(doc: FlowDoc): Flow {
+  return {
+    id: doc._id,
+    state: doc.state,
+    request: doc.request,
+    csrfToken: doc.csrfToken,
+    userId: doc.userId,
+    sessionId: doc.sessionId,
+    authTime: doc.authTime ?? undefined,
+    amr: doc.amr,
+    tenantIds: doc.tenantIds,
+    grantedScopes: doc.grantedScopes,
+    grantId: doc.grantId,
+    authEventId: doc.authEventId,
+    createdAt: doc.createdAt,
+    expiresAt: doc.expiresAt,
+  };
+}
+
+function toConnection(doc: ConnectionDoc): Connection {
+  return {
+    id: doc._id,
+    grantId: doc.grantId,
+    userId: doc.userId,
+    clientId: doc.clientId,
+    tenantId: doc.tenantId,
+    tenantType: doc.tenantType,
+    tenantName: doc.tenantName,
+    authEventId: doc.authEventId,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+    revokedAt: doc.revokedAt ?? undefined,
+  };
+}

@@ -1,0 +1,4 @@
+import { runService } from '@ledgerly/chassis';
+import { consent } from './service.js';
+
+runService(consent);

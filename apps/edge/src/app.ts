@@ -1,0 +1,70 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import { createContacts, getContact, getOrganisation, listContacts } from './api/accounting.js';
+import { requireBearer, requireTenant } from './api/bearer.js';
+import { deleteConnection, listConnections } from './api/connections.js';
+import type { EdgeDeps } from './deps.js';
+import { apiErrors, oauthJsonErrors, pageErrors, readinessGate, requestContext, securityHeaders } from './http/middleware.js';
+import { authorize } from './oauth/authorize.js';
+import { showConsent, submitConsent } from './oauth/consent.js';
+import { discovery, jwks } from './oauth/discovery.js';
+import { showLogin, submitLogin } from './oauth/login.js';
+import { tokenEndpoint } from './oauth/token.js';
+import { STYLESHEET } from './views/style.js';
+
+/** The edge's HTTP surface. Each route family has its own error format. */
+export function createApp(deps: EdgeDeps): Koa {
+  const app = new Koa({ proxy: deps.config.secureCookies });
+  const { logger } = deps;
+  const platform = deps.config.LEDGERLY_PLATFORM_NAME;
+  const pages = pageErrors(logger, platform);
+  const oauth = oauthJsonErrors(logger);
+  const api = apiErrors(logger);
+  const bearer = requireBearer(deps);
+  const router = new Router({ sensitive: false, strict: false });
+
+  router.get('/healthz', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = deps.isReady() ? 200 : 503;
+    ctx.body = { status: deps.isReady() ? 'ok' : 'starting' };
+  });
+  router.get('/assets/ledgerly.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = STYLESHEET;
+  });
+
+  // OAuth 2.1 / OpenID Connect
+  router.get(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'], oauth, discovery(deps));
+  router.get('/.well-known/jwks.json', oauth, jwks(deps));
+  router.get('/authorize', pages, ...authorize(deps));
+  router.post('/authorize', pages, ...authorize(deps));
+  router.get('/login', pages, showLogin(deps));
+  router.post('/login', pages, submitLogin(deps));
+  router.get('/consent', pages, showConsent(deps));
+  router.post('/consent', pages, submitConsent(deps));
+  router.post('/token', oauth, tokenEndpoint(deps));
+
+  // Xero identity API: connections
+  router.get('/connections', api, bearer, listConnections(deps));
+  router.delete('/connections/:id', api, bearer, deleteConnection(deps));
+
+  // Xero Accounting API 2.0
+  const xro = '/api.xro/2.0';
+  router.get(`${xro}/Organisation`, api, bearer, requireTenant(deps, 'GetOrganisation'), getOrganisation(deps));
+  router.get(`${xro}/Contacts`, api, bearer, requireTenant(deps, 'ListContacts'), listContacts(deps));
+  router.put(`${xro}/Contacts`, api, bearer, requireTenant(deps, 'CreateContacts'), createContacts(deps));
+  router.post(`${xro}/Contacts`, api, bearer, requireTenant(deps, 'CreateContacts'), createContacts(deps));
+  router.get(`${xro}/Contacts/:id`, api, bearer, requireTenant(deps, 'GetContact'), getContact(deps));
+
+  app.use(requestContext(logger));
+  app.use(securityHeaders());
+  app.use(readinessGate(deps.isReady));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  app.use(async (ctx) => {
+    ctx.status = 404;
+    ctx.body = { Type: null, Title: 'NotFound', Status: 404, Detail: "The resource you're looking for cannot be found", Instance: ctx.state['requestId'] ?? '', Extensions: {} };
+  });
+  return app;
+}

@@ -1,0 +1,4 @@
+import { runService } from '@ledgerly/chassis';
+import { edge } from './service.js';
+
+runService(edge);

@@ -1,0 +1,64 @@
+import { isRemoteError, RemoteError, Status } from '@ledgerly/chassis';
+import { FlowState, type Flow } from '@ledgerly/proto/consent/v1/consent';
+import type { Context } from 'koa';
+import type { EdgeDeps } from '../deps.js';
+import { existingBrowserBinding } from '../http/cookies.js';
+import { PageError } from '../http/errors.js';
+import { seeOther } from './redirect.js';
+
+/** Helpers shared by the login and consent pages. */
+
+export function expiredFlow(): PageError {
+  return new PageError(400, 'This sign-in link has expired', 'Go back to the app and connect again.');
+}
+
+/** Turns the consent service's flow guards into pages a person understands. */
+export function flowPageError(err: unknown): unknown {
+  if (!(err instanceof RemoteError)) return err;
+  switch (err.code) {
+    case Status.NOT_FOUND:
+    case Status.FAILED_PRECONDITION:
+      return expiredFlow();
+    case Status.PERMISSION_DENIED:
+      return new PageError(403, 'This page was opened in another browser', 'For your security, finish connecting in the browser where you started, or go back to the app and connect again.');
+    case Status.UNAUTHENTICATED:
+      return new PageError(401, 'Please sign in again', 'Your session ended. Go back to the app and connect again.');
+    default:
+      return err;
+  }
+}
+
+/** The flow named by ?flow= (or the form), guarded by this browser's binding cookie. */
+export async function loadFlow(deps: EdgeDeps, ctx: Context, flowId: string | undefined): Promise<Flow> {
+  const binding = existingBrowserBinding(ctx);
+  if (!flowId || !binding) throw expiredFlow();
+  try {
+    return (await deps.consent.getFlow({ flowId, browserBinding: binding })).flow!;
+  } catch (err) {
+    throw flowPageError(err);
+  }
+}
+
+export async function appName(deps: EdgeDeps, clientId: string): Promise<string> {
+  return (await deps.clients.find(clientId))?.name ?? 'An app';
+}
+
+/** Sends the browser to the page the flow's state calls for, if not this one. */
+export function redirectForState(ctx: Context, flow: Flow, here: FlowState): boolean {
+  if (flow.state === here) return false;
+  if (flow.state === FlowState.FLOW_STATE_LOGIN_REQUIRED) seeOther(ctx, `/login?flow=${encodeURIComponent(flow.id)}`);
+  else if (flow.state === FlowState.FLOW_STATE_CONSENT_REQUIRED) seeOther(ctx, `/consent?flow=${encodeURIComponent(flow.id)}`);
+  else throw expiredFlow();
+  return true;
+}
+
+export function isInvalidArgument(err: unknown, reason?: string): boolean {
+  return isRemoteError(err, Status.INVALID_ARGUMENT) && (reason === undefined || err.reason === reason);
+}
+
+export function sendPage(ctx: Context, body: string, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+}

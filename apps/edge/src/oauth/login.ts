@@ -1,0 +1,68 @@
+import { isRemoteError, Status } from '@ledgerly/chassis';
+import { FlowState } from '@ledgerly/proto/consent/v1/consent';
+import type { Middleware } from 'koa';
+import type { EdgeDeps } from '../deps.js';
+import { readForm } from '../http/body.js';
+import { existingBrowserBinding, setSessionCookie } from '../http/cookies.js';
+import { loginPage } from '../views/login-page.js';
+import { appName, flowPageError, loadFlow, redirectForState, sendPage } from './flow-pages.js';
+import { seeOther } from './redirect.js';
+
+/** GET /login?flow=…: the sign-in form, on the platform's own page. */
+export function showLogin(deps: EdgeDeps): Middleware {
+  return async (ctx) => {
+    const flow = await loadFlow(deps, ctx, typeof ctx.query['flow'] === 'string' ? ctx.query['flow'] : undefined);
+    if (redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
+    sendPage(
+      ctx,
+      loginPage({
+        platformName: deps.config.LEDGERLY_PLATFORM_NAME,
+        appName: await appName(deps, flow.request!.clientId),
+        flowId: flow.id,
+        csrfToken: flow.csrfToken,
+      }),
+    );
+  };
+}
+
+/** POST /login: check the password, start a session, move the flow on to consent. */
+export function submitLogin(deps: EdgeDeps): Middleware {
+  return async (ctx) => {
+    const form = await readForm(ctx);
+    const flow = await loadFlow(deps, ctx, form.get('flow'));
+    if (redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
+    const email = form.get('email') ?? '';
+    let user;
+    try {
+      user = (await deps.identity.verifyPassword({ email, password: form.get('password') ?? '' })).user!;
+    } catch (err) {
+      if (!isRemoteError(err, Status.UNAUTHENTICATED)) throw err;
+      sendPage(
+        ctx,
+        loginPage({
+          platformName: deps.config.LEDGERLY_PLATFORM_NAME,
+          appName: await appName(deps, flow.request!.clientId),
+          flowId: flow.id,
+          csrfToken: flow.csrfToken,
+          email,
+          error: 'The email or password is incorrect.',
+        }),
+        401,
+      );
+      return;
+    }
+    const { session, sessionToken } = await deps.identity.createSession({ userId: user.id, amr: ['pwd'] });
+    setSessionCookie(ctx, sessionToken, session!.expiresAt ?? new Date(Date.now() + 3600_000), deps.config.secureCookies);
+    try {
+      await deps.consent.acceptLogin({
+        flowId: flow.id,
+        browserBinding: existingBrowserBinding(ctx),
+        csrfToken: form.get('csrf') ?? '',
+        sessionToken,
+      });
+    } catch (err) {
+      throw flowPageError(err);
+    }
+    seeOther(ctx, `/consent?flow=${encodeURIComponent(flow.id)}`);
+  };
+}

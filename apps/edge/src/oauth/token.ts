@@ -1,0 +1,81 @@
+import { parseScope } from '@ledgerly/access';
+import { RemoteError } from '@ledgerly/chassis';
+import type { TokenSet } from '@ledgerly/proto/token/v1/token';
+import type { Context, Middleware } from 'koa';
+import type { EdgeDeps } from '../deps.js';
+import { readForm } from '../http/body.js';
+import { InvalidClient, InvalidRequest, oauthErrorFor, UnsupportedGrantType } from '../http/errors.js';
+import { readClientAuthentication } from './client-auth.js';
+
+/**
+ * POST /token (RFC 6749 §3.2): authorization_code and refresh_token grants.
+ * POST only, form body only; parameters in the query string are refused.
+ */
+export function tokenEndpoint(deps: EdgeDeps): Middleware {
+  return async (ctx) => {
+    if (ctx.querystring) throw new InvalidRequest('Send token request parameters in the body, not the query string');
+    const form = await readForm(ctx);
+    const client = readClientAuthentication(ctx, form);
+    const grantType = form.get('grant_type');
+    let tokens: TokenSet;
+    try {
+      switch (grantType) {
+        case 'authorization_code':
+          tokens = await exchangeCode(deps, form, client);
+          break;
+        case 'refresh_token':
+          tokens = await refresh(deps, form, client);
+          break;
+        case undefined:
+          throw new InvalidRequest('grant_type is required');
+        default:
+          throw new UnsupportedGrantType(`grant_type ${grantType} is not supported`);
+      }
+    } catch (err) {
+      throw withChallenge(err, client.method === 'client_secret_basic');
+    }
+    sendTokens(ctx, tokens);
+  };
+}
+
+async function exchangeCode(deps: EdgeDeps, form: Map<string, string>, client: ReturnType<typeof readClientAuthentication>) {
+  const code = form.get('code');
+  if (!code) throw new InvalidRequest('code is required');
+  const redirectUri = form.get('redirect_uri');
+  if (!redirectUri) throw new InvalidRequest('redirect_uri is required');
+  const { tokens } = await deps.token.exchangeAuthorizationCode({
+    client,
+    code,
+    redirectUri,
+    codeVerifier: form.get('code_verifier') ?? '',
+  });
+  return tokens!;
+}
+
+async function refresh(deps: EdgeDeps, form: Map<string, string>, client: ReturnType<typeof readClientAuthentication>) {
+  const refreshToken = form.get('refresh_token');
+  if (!refreshToken) throw new InvalidRequest('refresh_token is required');
+  const { tokens } = await deps.token.refreshAccessToken({ client, refreshToken, scopes: parseScope(form.get('scope')) });
+  return tokens!;
+}
+
+/** invalid_client after Basic authentication carries a WWW-Authenticate challenge (RFC 6749 §5.2). */
+function withChallenge(err: unknown, basic: boolean): unknown {
+  const mapped = err instanceof RemoteError ? (oauthErrorFor(err.reason, err.details) ?? err) : err;
+  if (mapped instanceof InvalidClient) mapped.challenge = basic;
+  return mapped;
+}
+
+/** RFC 6749 §5.1: the token response, never cached. */
+function sendTokens(ctx: Context, tokens: TokenSet): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.set('Pragma', 'no-cache');
+  ctx.body = {
+    access_token: tokens.accessToken,
+    token_type: tokens.tokenType,
+    expires_in: tokens.expiresIn,
+    scope: tokens.scope,
+    ...(tokens.refreshToken ? { refresh_token: tokens.refreshToken } : {}),
+    ...(tokens.idToken ? { id_token: tokens.idToken } : {}),
+  };
+}

@@ -1,0 +1,80 @@
+import { AccessTokenVerifier, connectionViewOf, followEvents } from '@ledgerly/access';
+import { createClient, EventBus, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
+import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
+import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
+import { TokenServiceDefinition } from '@ledgerly/proto/token/v1/token';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import { loadEdgeConfig, type EdgeConfig } from './config.js';
+import { ClientDirectory } from './oauth/client-directory.js';
+
+export const edge: ServiceDefinitionOptions<EdgeConfig> = {
+  name: 'edge',
+  config: loadEdgeConfig,
+  logLevel: (config) => config.LEDGERLY_LOG_LEVEL,
+  start: async (config, runtime) => {
+    const { logger } = runtime;
+    const events = await EventBus.connect({ url: config.LEDGERLY_NATS_URL, name: 'edge', logger });
+    runtime.onStop('nats', () => events.close());
+    const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
+    const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
+    const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
+    const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { deadlineMs: 10_000 });
+    runtime.onStop('clients', () => [identity, consent, token, accounting].forEach((c) => c.close()));
+
+    const verifier = new AccessTokenVerifier({
+      issuer: config.issuer,
+      audience: config.audience,
+      fetchJwks: async () => JSON.parse((await token.getJwks({})).jwksJson),
+    });
+    const connections = connectionViewOf(consent);
+    let ready = false;
+    const subscription = await followEvents(events, [connections]);
+    runtime.onStop('event subscription', () => subscription.stop());
+    runtime.onStop('view sweeper', startPeriodicJob('views', 60_000, async () => (connections.sweep(), 0), logger));
+
+    const app = createApp({
+      config,
+      logger,
+      identity,
+      consent,
+      token,
+      accounting,
+      verifier,
+      connections,
+      clients: new ClientDirectory(token),
+      isReady: () => ready,
+    });
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000, keepAliveTimeout: 5_000 }, app.callback());
+    const [host, port] = splitHostPort(config.LEDGERLY_HTTP_LISTEN);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    runtime.onStop('http', () => closeServer(server));
+    await subscription.caughtUp;
+    ready = true;
+    const address = server.address() as AddressInfo;
+    return { address: `${address.address}:${address.port}`, issuer: config.issuer };
+  },
+};
+
+function splitHostPort(value: string): [string, number] {
+  const i = value.lastIndexOf(':');
+  return [value.slice(0, i).replace(/^\[|\]$/g, ''), Number(value.slice(i + 1))];
+}
+
+/** Stops accepting, lets in-flight requests finish (up to 5 s), then cuts what is left. */
+function closeServer(server: ReturnType<typeof createServer>): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), 5_000);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,148 @@
+import {
+  implement,
+  InvalidArgumentError,
+  NotFoundError,
+  UnauthenticatedError,
+  type EventBus,
+  type Logger,
+  type ServiceImplementation,
+} from '@ledgerly/chassis';
+import { IdentityServiceDefinition, Role, type Membership, type Organisation, type User } from '@ledgerly/proto/identity/v1/identity';
+import type { IdentityConfig } from '../config.js';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from '../domain/passwords.js';
+import type { MembershipDoc, MembershipStore } from '../store/memberships.js';
+import type { OrganisationDoc, OrganisationStore } from '../store/organisations.js';
+import type { SessionDoc, SessionStore } from '../store/sessions.js';
+import type { UserDoc, UserStore } from '../store/users.js';
+
+export interface IdentityDeps {
+  config: IdentityConfig;
+  users: UserStore;
+  organisations: OrganisationStore;
+  memberships: MembershipStore;
+  sessions: SessionStore;
+  events: EventBus;
+  logger: Logger;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** The same answer, whichever part was wrong (no account enumeration). */
+const BAD_CREDENTIALS = 'The email or password is incorrect';
+
+export function identityService(deps: IdentityDeps): ServiceImplementation {
+  const { users, organisations, memberships, sessions } = deps;
+  return implement(IdentityServiceDefinition, {
+    createUser: async (req) => {
+      const email = req.email.trim();
+      if (!EMAIL.test(email) || email.length > 254) throw new InvalidArgumentError('A valid email address is required', 'invalid_email');
+      const name = req.name.trim();
+      if (name.length < 1 || name.length > 100) throw new InvalidArgumentError('A name of 1 to 100 characters is required', 'invalid_name');
+      checkPasswordPolicy(req.password);
+      const user = await users.create({ email, name, passwordHash: await hashPassword(req.password) });
+      deps.logger.info('User created', { userId: user._id });
+      return { user: toUser(user) };
+    },
+
+    getUser: async (req) => {
+      const user = await users.findById(req.userId);
+      if (!user) throw new NotFoundError('No such user');
+      return { user: toUser(user) };
+    },
+
+    verifyPassword: async (req) => {
+      const user = req.email ? await users.findByEmail(req.email) : null;
+      const ok = await verifyPassword(user?.passwordHash, req.password);
+      if (!ok || !user || user.disabled) throw new UnauthenticatedError(BAD_CREDENTIALS, 'invalid_credentials');
+      return { user: toUser(user) };
+    },
+
+    createSession: async (req) => {
+      const user = await users.findById(req.userId);
+      if (!user || user.disabled) throw new NotFoundError('No such user');
+      const { session, token } = await sessions.create(user._id, req.amr.length > 0 ? req.amr : ['pwd'], deps.config.LEDGERLY_SESSION_TTL_SECONDS);
+      return { session: toSession(session), sessionToken: token };
+    },
+
+    getSession: async (req) => {
+      const session = await sessions.findLive(req.sessionToken);
+      if (!session) throw new UnauthenticatedError('No such session', 'session_invalid');
+      const user = await users.findById(session.userId);
+      if (!user || user.disabled) throw new UnauthenticatedError('No such session', 'session_invalid');
+      return { session: toSession(session) };
+    },
+
+    endSession: async (req) => {
+      await sessions.end(req.sessionToken);
+      return {};
+    },
+
+    createOrganisation: async (req) => {
+      const name = req.name.trim();
+      if (name.length < 1 || name.length > 255) throw new InvalidArgumentError('A name of 1 to 255 characters is required', 'invalid_name');
+      const countryCode = (req.countryCode || 'NZ').toUpperCase();
+      const baseCurrency = (req.baseCurrency || 'NZD').toUpperCase();
+      if (!/^[A-Z]{2}$/.test(countryCode)) throw new InvalidArgumentError('country_code must be ISO 3166-1 alpha-2, e.g. NZ');
+      if (!/^[A-Z]{3}$/.test(baseCurrency)) throw new InvalidArgumentError('base_currency must be ISO 4217, e.g. NZD');
+      const organisation = await organisations.create({ name, countryCode, baseCurrency });
+      deps.logger.info('Organisation created', { organisationId: organisation._id });
+      return { organisation: toOrganisation(organisation) };
+    },
+
+    getOrganisation: async (req) => {
+      const organisation = await organisations.findById(req.organisationId);
+      if (!organisation) throw new NotFoundError('No such organisation');
+      return { organisation: toOrganisation(organisation) };
+    },
+
+    addMembership: async (req) => {
+      if (req.role !== Role.ROLE_ADVISER && req.role !== Role.ROLE_STANDARD && req.role !== Role.ROLE_READONLY) {
+        throw new InvalidArgumentError('role must be adviser, standard or readonly', 'invalid_role');
+      }
+      const [user, organisation] = await Promise.all([users.findById(req.userId), organisations.findById(req.organisationId)]);
+      if (!user) throw new NotFoundError('No such user');
+      if (!organisation) throw new NotFoundError('No such organisation');
+      const membership = await memberships.upsert(user._id, organisation._id, req.role);
+      await deps.events
+        .publish({ $case: 'membershipChanged', value: { userId: user._id, organisationId: organisation._id, role: req.role } })
+        .catch((err: unknown) => deps.logger.error('Publishing membership.changed failed', { err }));
+      deps.logger.info('Membership changed', { userId: user._id, organisationId: organisation._id, role: req.role });
+      return { membership: toMembership(membership, organisation) };
+    },
+
+    getMembership: async (req) => {
+      const membership = await memberships.find(req.userId, req.organisationId);
+      if (!membership) throw new NotFoundError('No such membership');
+      const organisation = await organisations.findById(membership.organisationId);
+      return { membership: toMembership(membership, organisation) };
+    },
+
+    listMemberships: async (req) => {
+      const list = await memberships.listForUser(req.userId);
+      const orgs = new Map((await organisations.findByIds(list.map((m) => m.organisationId))).map((o) => [o._id, o]));
+      return { memberships: list.map((m) => toMembership(m, orgs.get(m.organisationId) ?? null)) };
+    },
+  });
+}
+
+function toUser(doc: UserDoc): User {
+  return { id: doc._id, email: doc.email, name: doc.name, emailVerified: doc.emailVerified, createdAt: doc.createdAt, disabled: doc.disabled };
+}
+
+function toOrganisation(doc: OrganisationDoc): Organisation {
+  return { id: doc._id, name: doc.name, countryCode: doc.countryCode, baseCurrency: doc.baseCurrency, createdAt: doc.createdAt };
+}
+
+function toMembership(doc: MembershipDoc, organisation: OrganisationDoc | null): Membership {
+  return {
+    userId: doc.userId,
+    organisationId: doc.organisationId,
+    organisationName: organisation?.name ?? '',
+    role: doc.role,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+  };
+}
+
+function toSession(doc: SessionDoc) {
+  return { id: doc.sessionId, userId: doc.userId, authTime: doc.authTime, expiresAt: doc.expiresAt, amr: doc.amr };
+}

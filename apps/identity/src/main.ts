@@ -1,0 +1,4 @@
+import { runService } from '@ledgerly/chassis';
+import { identity } from './service.js';
+
+runService(identity);

@@ -1,0 +1,4 @@
+import { runService } from '@ledgerly/chassis';
+import { token } from './service.js';
+
+runService(token);

@@ -1,0 +1,32 @@
+import { ClientType } from '@ledgerly/proto/token/v1/token';
+import type { Collection, Db } from 'mongodb';
+
+export interface ClientDoc {
+  /** client_id: 32 upper-case hex characters, as Xero's. */
+  _id: string;
+  name: string;
+  type: ClientType;
+  redirectUris: string[];
+  /** SHA-256 (base64url) of the client secret; empty for public clients. */
+  secretHash: string;
+  tokenEndpointAuthMethod: 'client_secret_basic' | 'none';
+  grantTypes: string[];
+  createdAt: Date;
+}
+
+export class ClientStore {
+  private readonly clients: Collection<ClientDoc>;
+
+  constructor(db: Db) {
+    this.clients = db.collection<ClientDoc>('clients');
+  }
+
+  async insert(doc: ClientDoc): Promise<void> {
+    await this.clients.insertOne(doc);
+  }
+
+  find(clientId: string): Promise<ClientDoc | null> {
+    if (!/^[0-9A-F]{32}$/.test(clientId)) return Promise.resolve(null);
+    return this.clients.findOne({ _id: clientId });
+  }
+}

@@ -1,0 +1,60 @@
+import type { Collection, Db } from 'mongodb';
+
+/**
+ * A refresh token. Each use rotates it: the used one is marked (usedAt) in
+ * the same atomic step that checks it was unused, so of two racing refreshes
+ * exactly one wins.
+ */
+export interface RefreshTokenDoc {
+  /** SHA-256 of the token. */
+  _id: string;
+  /** All tokens rotated from one authorization share a family. */
+  familyId: string;
+  clientId: string;
+  userId: string;
+  scopes: string[];
+  grantId: string;
+  authEventId: string;
+  authTime: Date;
+  amr: string[];
+  sessionId: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+}
+
+export class RefreshTokenStore {
+  private readonly tokens: Collection<RefreshTokenDoc>;
+
+  constructor(db: Db) {
+    this.tokens = db.collection<RefreshTokenDoc>('refresh_tokens');
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.tokens.createIndex({ expiresAt: 1 }, { name: 'by_expiry' });
+    await this.tokens.createIndex({ familyId: 1 }, { name: 'by_family' });
+  }
+
+  async insert(doc: RefreshTokenDoc): Promise<void> {
+    await this.tokens.insertOne(doc);
+  }
+
+  find(hash: string): Promise<RefreshTokenDoc | null> {
+    return this.tokens.findOne({ _id: hash });
+  }
+
+  /** Marks an unused, unexpired token used. Null when another use got there first. */
+  markUsed(hash: string): Promise<RefreshTokenDoc | null> {
+    const now = new Date();
+    return this.tokens.findOneAndUpdate(
+      { _id: hash, usedAt: null, expiresAt: { $gt: now } },
+      { $set: { usedAt: now } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  async sweepExpired(): Promise<number> {
+    const result = await this.tokens.deleteMany({ expiresAt: { $lte: new Date() } });
+    return result.deletedCount;
+  }
+}
