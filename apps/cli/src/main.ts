@@ -16,7 +16,7 @@ function help(command?: Command): string {
 
 /** Maps a failed call to a message a person can act on. */
 function describe(err: RemoteError): string {
-  if (err.unavailable) return `The ${err.service} service is not reachable (${Status[err.code]}). Is the platform running (npm start)?`;
+  if (err.unavailable) return `The ${err.service} is not reachable (${Status[err.code]}). Is the platform running (npm start)?`;
   return `${err.details} (${Status[err.code]}${err.reason ? `, ${err.reason}` : ''})`;
 }
 

@@ -1,5 +1,5 @@
 import type { Event } from '@ledgerly/proto/events/v1/events';
-import { Role } from '@ledgerly/proto/identity/v1/identity';
+import { type Role } from '@ledgerly/proto/identity/v1/identity';
 import { TtlCache } from './ttl-cache.js';
 
 export interface MembershipViewOptions {

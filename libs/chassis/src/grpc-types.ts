@@ -19,13 +19,15 @@ export interface MethodDefinition<Req = unknown, Res = unknown> {
 export interface ServiceDefinition {
   readonly name: string;
   readonly fullName: string;
+  // Codecs are invariant in their message type, so "any definition" needs any.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly methods: Readonly<Record<string, MethodDefinition<any, any>>>;
 }
 
 export type RequestOf<M> = M extends MethodDefinition<infer Req, unknown> ? Req : never;
 export type ResponseOf<M> = M extends MethodDefinition<unknown, infer Res> ? Res : never;
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | ((...args: never[]) => unknown) | Uint8Array | string | number | boolean | undefined;
 /** What handlers may return and callers may send: missing fields take proto defaults. */
 export type DeepPartial<T> = T extends Builtin
   ? T

@@ -17,7 +17,6 @@ const logLines: string[] = [];
 const logger = createLogger({ service: 'grpc-test', level: 'debug', write: (l) => logLines.push(l) });
 let server: GrpcServer;
 let client: PromiseClient<typeof IdentityServiceDefinition>;
-let getUserCalls = 0;
 
 const notUsed = async () => {
   throw new Error('not used');
@@ -30,7 +29,6 @@ beforeAll(async () => {
     services: [
       implement(IdentityServiceDefinition, {
         getUser: async (req, ctx) => {
-          getUserCalls++;
           return { user: { id: req.userId, name: `seen ${ctx.requestId}`, email: ctx.header('x-extra') ?? '' } };
         },
         createUser: async () => {

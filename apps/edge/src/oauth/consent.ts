@@ -90,12 +90,14 @@ async function renderConsent(deps: EdgeDeps, flow: Flow, checked: string[], erro
       memberships?.memberships.map((m) => ({
         id: m.organisationId,
         name: m.organisationName,
-        role: capitalise(roleName(m.role)),
+        role: ROLE_LABELS[roleName(m.role)] ?? '',
         checked: checked.includes(m.organisationId),
       })) ?? null,
     ...(error ? { error } : {}),
   });
 }
+
+const ROLE_LABELS: Record<string, string> = { adviser: 'Adviser', standard: 'Standard', readonly: 'Read-only' };
 
 function capitalise(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);

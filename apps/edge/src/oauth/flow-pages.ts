@@ -12,6 +12,11 @@ export function expiredFlow(): PageError {
   return new PageError(400, 'This sign-in link has expired', 'Go back to the app and connect again.');
 }
 
+/** The flow was already answered (Allow or Deny); e.g. the browser's Back button. */
+export function answeredFlow(): PageError {
+  return new PageError(400, 'You already answered this request', 'You can close this page, or go back to the app and connect again.');
+}
+
 /** Turns the consent service's flow guards into pages a person understands. */
 export function flowPageError(err: unknown): unknown {
   if (!(err instanceof RemoteError)) return err;
@@ -48,7 +53,7 @@ export function redirectForState(ctx: Context, flow: Flow, here: FlowState): boo
   if (flow.state === here) return false;
   if (flow.state === FlowState.FLOW_STATE_LOGIN_REQUIRED) seeOther(ctx, `/login?flow=${encodeURIComponent(flow.id)}`);
   else if (flow.state === FlowState.FLOW_STATE_CONSENT_REQUIRED) seeOther(ctx, `/consent?flow=${encodeURIComponent(flow.id)}`);
-  else throw expiredFlow();
+  else throw answeredFlow();
   return true;
 }
 

@@ -16,6 +16,7 @@ export function page(options: PageOptions): string {
 <meta name="referrer" content="no-referrer">
 <title>${options.title} · ${options.platformName}</title>
 <link rel="stylesheet" href="/assets/ledgerly.css">
+<link rel="icon" href="data:,">
 </head>
 <body>
 <header class="brand"><span class="mark" aria-hidden="true">${options.platformName.slice(0, 1)}</span>${options.platformName}</header>

@@ -1,4 +1,4 @@
-import { Algorithm, hash, verify } from '@node-rs/argon2';
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
 import { InvalidArgumentError } from '@ledgerly/chassis';
 import { randomBytes } from 'node:crypto';
 

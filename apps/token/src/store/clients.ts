@@ -1,4 +1,4 @@
-import { ClientType } from '@ledgerly/proto/token/v1/token';
+import { type ClientType } from '@ledgerly/proto/token/v1/token';
 import type { Collection, Db } from 'mongodb';
 
 export interface ClientDoc {

@@ -1,0 +1,110 @@
+import { startTestPlatform, type TestPlatform } from '@ledgerly/testkit';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** The admin CLI as an operator runs it: a real process against the real services. */
+const entry = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+let t: TestPlatform;
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [entry, ...args],
+      {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          LEDGERLY_IDENTITY_ADDR: t.platform.addresses.identity,
+          LEDGERLY_CONSENT_ADDR: t.platform.addresses.consent,
+          LEDGERLY_TOKEN_ADDR: t.platform.addresses.token,
+          ...env,
+        },
+      },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  t = await startTestPlatform();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('admin CLI', () => {
+  it('creates a user, an organisation and a membership, printing JSON', async () => {
+    const email = `cli-${Date.now()}@example.com`;
+    const user = await cli(['user', 'create', '--email', email, '--password', 'long enough', '--name', 'Casey Cli']);
+    expect(user.code).toBe(0);
+    const u = JSON.parse(user.stdout) as { id: string; email: string };
+    expect(u).toMatchObject({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), email, name: 'Casey Cli' });
+    expect(user.stdout).not.toContain('long enough');
+
+    const org = await cli(['org', 'create', '--name', 'Rimu Retail', '--country', 'AU', '--currency', 'AUD']);
+    expect(org.code).toBe(0);
+    const o = JSON.parse(org.stdout) as { id: string };
+    expect(o).toMatchObject({ name: 'Rimu Retail', country_code: 'AU', base_currency: 'AUD' });
+
+    const member = await cli(['member', 'add', '--org', o.id, '--user', u.id, '--role', 'readonly']);
+    expect(member.code).toBe(0);
+    expect(JSON.parse(member.stdout)).toMatchObject({ organisation_id: o.id, organisation_name: 'Rimu Retail', user_id: u.id, role: 'readonly' });
+
+    const shown = JSON.parse((await cli(['user', 'get', '--id', u.id])).stdout) as { memberships: Array<{ role: string }> };
+    expect(shown.memberships).toEqual([expect.objectContaining({ role: 'readonly' })]);
+  });
+
+  it('registers confidential clients with a secret, public ones without', async () => {
+    const conf = await cli(['client', 'create', '--name', 'Books Sync', '--redirect-uri', 'https://app.example/cb', '--redirect-uri', 'http://localhost:8080/cb']);
+    expect(conf.code).toBe(0);
+    const c = JSON.parse(conf.stdout) as Record<string, unknown>;
+    expect(c).toMatchObject({ client_id: expect.stringMatching(/^[0-9A-F]{32}$/), type: 'confidential', redirect_uris: ['https://app.example/cb', 'http://localhost:8080/cb'] });
+    expect(String(c['client_secret']).length).toBeGreaterThanOrEqual(43);
+    const pub = JSON.parse((await cli(['client', 'create', '--name', 'Mobile', '--redirect-uri', 'com.example.app:/cb', '--public'])).stdout) as Record<string, unknown>;
+    expect(pub).toMatchObject({ type: 'public', token_endpoint_auth_method: 'none' });
+    expect(pub).not.toHaveProperty('client_secret');
+  });
+
+  it('exits 1 with a clear message when the service refuses', async () => {
+    const email = `dup-${Date.now()}@example.com`;
+    await cli(['user', 'create', '--email', email, '--password', 'long enough', '--name', 'A']);
+    const dup = await cli(['user', 'create', '--email', email.toUpperCase(), '--password', 'long enough', '--name', 'B']);
+    expect(dup.code).toBe(1);
+    expect(dup.stdout).toBe('');
+    expect(dup.stderr).toBe('Error: A user with this email already exists (ALREADY_EXISTS, email_taken)\n');
+    const bad = await cli(['client', 'create', '--name', 'X', '--redirect-uri', 'http://example.com/cb']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('http is allowed only on a loopback host');
+  });
+
+  it('exits 2 with help for usage mistakes', async () => {
+    const missing = await cli(['user', 'create', '--email', 'x@example.com']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--password is required');
+    expect(missing.stderr).toContain('Usage: npm run cli -- user create');
+    expect((await cli(['member', 'add', '--org', 'o', '--user', 'u', '--role', 'owner'])).code).toBe(2);
+    expect((await cli(['nope', 'thing'])).code).toBe(2);
+    expect((await cli(['user', 'create', '--unknown', 'x'])).code).toBe(2);
+  });
+
+  it('says so when the platform is not running', async () => {
+    const down = await cli(['client', 'get', '--id', '0123456789ABCDEF0123456789ABCDEF'], { LEDGERLY_TOKEN_ADDR: '127.0.0.1:1' });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/The TokenService is not reachable .* Is the platform running \(npm start\)\?/);
+  });
+
+  it('seeds the demo data idempotently', async () => {
+    const state = join(t.dir, 'demo.json');
+    const args = ['demo', 'seed', '--state', state, '--redirect-uri', 'http://localhost:3001/callback'];
+    const first = await cli(args);
+    expect(first.code).toBe(0);
+    const a = JSON.parse(first.stdout) as { user: { id: string }; organisations: Array<{ id: string }>; client: { client_id: string; client_secret: string } };
+    expect(a.organisations).toHaveLength(2);
+    const second = JSON.parse((await cli(args)).stdout) as typeof a;
+    expect(second).toEqual(a);
+    const memberships = JSON.parse((await cli(['user', 'get', '--id', a.user.id])).stdout) as { memberships: unknown[] };
+    expect(memberships.memberships).toHaveLength(2);
+  });
+});

@@ -1,0 +1,286 @@
+import { seed, startTestPlatform, authorizeInteractively, UserAgent, type Seed, type TestPlatform } from '@ledgerly/testkit';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * Bad input gets a clear answer, never a crash: RFC 6749 errors for OAuth,
+ * an error page (never a redirect) for an unknown client or redirect URI,
+ * Xero-style errors for the API, and nothing executed when refused.
+ */
+let t: TestPlatform;
+let s: Seed;
+let tokens: { access_token: string };
+
+const verifier = randomBytes(32).toString('base64url');
+const challenge = createHash('sha256').update(verifier).digest('base64url');
+
+function authorizeUrl(params: Record<string, string | undefined>): URL {
+  const url = new URL('/authorize', t.issuer);
+  const defaults = {
+    client_id: s.client.clientId,
+    redirect_uri: s.client.redirectUri,
+    response_type: 'code',
+    scope: 'openid accounting.contacts',
+    state: 'xyz',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  };
+  for (const [k, v] of Object.entries({ ...defaults, ...params })) if (v !== undefined) url.searchParams.set(k, v);
+  return url;
+}
+
+async function token(form: Record<string, string>, auth = true): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (auth) headers['authorization'] = `Basic ${Buffer.from(`${s.client.clientId}:${s.client.clientSecret}`).toString('base64')}`;
+  return fetch(new URL('/token', t.issuer), { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+}
+
+/** A fresh authorization code for org 0, through the real pages. */
+async function code(params: Record<string, string | undefined> = {}): Promise<string> {
+  const { callback } = await authorizeInteractively(new UserAgent(), authorizeUrl(params), {
+    email: s.user.email,
+    password: s.user.password,
+    organisations: [s.organisations[0].id],
+  });
+  return callback.searchParams.get('code')!;
+}
+
+function api(path: string, init: { method?: string; tenant?: string | null; body?: string; contentType?: string; token?: string } = {}) {
+  const headers: Record<string, string> = { authorization: `Bearer ${init.token ?? tokens.access_token}` };
+  if (init.tenant !== null) headers['xero-tenant-id'] = init.tenant ?? s.organisations[0].id;
+  if (init.body !== undefined) headers['content-type'] = init.contentType ?? 'application/json';
+  return fetch(new URL(path, t.issuer), { method: init.method ?? 'GET', headers, ...(init.body !== undefined ? { body: init.body } : {}) });
+}
+
+beforeAll(async () => {
+  t = await startTestPlatform();
+  s = await seed(t.grpc);
+  const res = await token({ grant_type: 'authorization_code', code: await code(), redirect_uri: s.client.redirectUri, code_verifier: verifier });
+  tokens = (await res.json()) as { access_token: string };
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('the authorization endpoint', () => {
+  it('shows an error page, never a redirect, for an unknown client', async () => {
+    const res = await fetch(authorizeUrl({ client_id: '0123456789ABCDEF0123456789ABCDEF' }), { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await res.text()).toContain('Unknown app');
+  });
+
+  it('shows an error page, never a redirect, for a redirect_uri that does not match exactly', async () => {
+    for (const redirect of [`${s.client.redirectUri}/`, s.client.redirectUri.toUpperCase(), `${s.client.redirectUri}?x=1`, 'https://attacker.example/callback']) {
+      const res = await fetch(authorizeUrl({ redirect_uri: redirect }), { redirect: 'manual' });
+      expect(res.status, redirect).toBe(400);
+      expect(res.headers.get('location'), redirect).toBeNull();
+      expect(await res.text()).toContain('redirect_uri mismatch');
+    }
+  });
+
+  it('redirects other errors back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207)', async () => {
+    const cases: Array<[Record<string, string | undefined>, string]> = [
+      [{ code_challenge: undefined }, 'invalid_request'],
+      [{ code_challenge_method: 'plain' }, 'invalid_request'],
+      [{ code_challenge_method: undefined }, 'invalid_request'],
+      [{ response_type: 'token' }, 'unsupported_response_type'],
+      [{ scope: 'openid accounting.everything' }, 'invalid_scope'],
+      [{ scope: undefined }, 'invalid_scope'],
+    ];
+    for (const [params, error] of cases) {
+      const res = await fetch(authorizeUrl(params), { redirect: 'manual' });
+      expect(res.status, JSON.stringify(params)).toBe(302);
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin + location.pathname).toBe(s.client.redirectUri);
+      expect(Object.fromEntries(location.searchParams)).toMatchObject({ error, state: 'xyz', iss: t.issuer });
+    }
+  });
+
+  it('refuses repeated parameters', async () => {
+    const url = authorizeUrl({});
+    url.searchParams.append('client_id', s.client.clientId);
+    const res = await fetch(url, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+  });
+
+  it('sends access_denied back when the user presses Deny', async () => {
+    const { callback } = await authorizeInteractively(new UserAgent(), authorizeUrl({}), {
+      email: s.user.email,
+      password: s.user.password,
+      organisations: [],
+      decision: 'deny',
+    });
+    expect(Object.fromEntries(callback.searchParams)).toMatchObject({ error: 'access_denied', state: 'xyz', iss: t.issuer });
+    expect(callback.searchParams.get('code')).toBeNull();
+  });
+
+  it('keeps the user on the consent page when no organisation is ticked', async () => {
+    const ua = new UserAgent();
+    const origin = t.issuer;
+    let { res } = await ua.follow(authorizeUrl({}), origin);
+    const login = await res.text();
+    const field = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)![1]!;
+    ({ res } = await ua.follow(new URL('/login', origin), origin, {
+      form: new URLSearchParams({ flow: field(login, 'flow'), csrf: field(login, 'csrf'), email: s.user.email, password: s.user.password }),
+    }));
+    const consent = await res.text();
+    const submit = await ua.request(new URL('/consent', origin), {
+      form: new URLSearchParams({ flow: field(consent, 'flow'), csrf: field(consent, 'csrf'), decision: 'allow' }),
+    });
+    expect(submit.status).toBe(400);
+    expect(await submit.text()).toContain('Choose at least one organisation');
+  });
+
+  it('refuses a wrong password on the login page without saying which part was wrong', async () => {
+    const ua = new UserAgent();
+    const { res } = await ua.follow(authorizeUrl({}), t.issuer);
+    const login = await res.text();
+    const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(login)![1]!;
+    for (const [email, password] of [[s.user.email, 'wrong password'], ['nobody@example.com', s.user.password]]) {
+      const submit = await ua.request(new URL('/login', t.issuer), { form: new URLSearchParams({ flow: field('flow'), csrf: field('csrf'), email: email!, password: password! }) });
+      expect(submit.status).toBe(401);
+      expect(await submit.text()).toContain('The email or password is incorrect.');
+    }
+  });
+
+  it('refuses a consent form posted from another browser (flow bound to the browser)', async () => {
+    const ua = new UserAgent();
+    const { res } = await ua.follow(authorizeUrl({}), t.issuer);
+    const login = await res.text();
+    const flow = new RegExp('name="flow" value="([^"]*)"').exec(login)![1]!;
+    // A browser without the binding cookie, and one with its own: neither may use the flow.
+    expect((await new UserAgent().request(new URL(`/login?flow=${flow}`, t.issuer))).status).toBe(400);
+    const other = new UserAgent();
+    await other.follow(authorizeUrl({}), t.issuer);
+    expect(other.cookie(new URL(t.issuer).host, 'll_bb')).toBeTruthy();
+    const stolen = await other.request(new URL(`/login?flow=${flow}`, t.issuer));
+    expect(stolen.status).toBe(403);
+    expect(await stolen.text()).toContain('another browser');
+  });
+});
+
+describe('the token endpoint', () => {
+  it('refuses a wrong PKCE verifier with invalid_grant, and the code is then spent', async () => {
+    const c = await code();
+    const wrong = await token({ grant_type: 'authorization_code', code: c, redirect_uri: s.client.redirectUri, code_verifier: randomBytes(32).toString('base64url') });
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toMatchObject({ error: 'invalid_grant' });
+    expect(wrong.headers.get('cache-control')).toBe('no-store');
+    const again = await token({ grant_type: 'authorization_code', code: c, redirect_uri: s.client.redirectUri, code_verifier: verifier });
+    expect(again.status).toBe(400);
+    expect(await again.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refuses a missing verifier and a mismatched redirect_uri with invalid_grant', async () => {
+    const missing = await token({ grant_type: 'authorization_code', code: await code(), redirect_uri: s.client.redirectUri });
+    expect(await missing.json()).toMatchObject({ error: 'invalid_grant' });
+    const redirect = await token({ grant_type: 'authorization_code', code: await code(), redirect_uri: 'http://127.0.0.1:8765/other', code_verifier: verifier });
+    expect(await redirect.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('gives an unknown client and a wrong secret the same 401 invalid_client, with a Basic challenge', async () => {
+    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+    const bodies: unknown[] = [];
+    for (const authorization of [basic(s.client.clientId, 'wrong'), basic('0123456789ABCDEF0123456789ABCDEF', s.client.clientSecret)]) {
+      const res = await fetch(new URL('/token', t.issuer), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=refresh_token&refresh_token=x',
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Basic /);
+      bodies.push(await res.json());
+    }
+    expect(bodies[0]).toEqual({ error: 'invalid_client', error_description: 'Client authentication failed' });
+    expect(bodies[1]).toEqual(bodies[0]);
+  });
+
+  it('refuses unsupported grants, missing parameters, query-string parameters and non-form bodies', async () => {
+    expect(await (await token({ grant_type: 'password', username: 'a', password: 'b' })).json()).toMatchObject({ error: 'unsupported_grant_type' });
+    expect(await (await token({})).json()).toMatchObject({ error: 'invalid_request' });
+    const query = await fetch(new URL(`/token?client_secret=${s.client.clientSecret}`, t.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token' });
+    expect(query.status).toBe(400);
+    expect(await query.json()).toMatchObject({ error: 'invalid_request' });
+    const json = await fetch(new URL('/token', t.issuer), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"grant_type":"refresh_token"}' });
+    expect(json.status).toBe(400);
+    expect(await json.json()).toMatchObject({ error: 'invalid_request' });
+    expect((await fetch(new URL('/token', t.issuer))).status).toBe(405);
+  });
+});
+
+describe('the accounting API', () => {
+  it('requires a bearer token, with an RFC 6750 challenge', async () => {
+    const res = await fetch(new URL('/api.xro/2.0/Contacts', t.issuer), { headers: { 'xero-tenant-id': s.organisations[0].id } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ledgerly"');
+    const bad = await api('/api.xro/2.0/Contacts', { token: `${tokens.access_token.slice(0, -4)}AAAA` });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+  });
+
+  it('refuses a missing, malformed or unconnected xero-tenant-id, and executes nothing', async () => {
+    const missing = await api('/api.xro/2.0/Contacts', { tenant: null });
+    expect(missing.status).toBe(400);
+    expect(await missing.json()).toMatchObject({ Status: 400, Detail: expect.stringContaining('xero-tenant-id') });
+    expect((await api('/api.xro/2.0/Contacts', { tenant: 'not-a-guid' })).status).toBe(403);
+    expect((await api('/api.xro/2.0/Contacts', { tenant: '00000000-0000-4000-8000-000000000000' })).status).toBe(403);
+    const write = await api('/api.xro/2.0/Contacts', { method: 'PUT', tenant: s.organisations[1].id, body: JSON.stringify({ Contacts: [{ Name: 'Nope' }] }) });
+    expect(write.status).toBe(403);
+  });
+
+  it('answers invalid JSON with a 400 and a message', async () => {
+    const res = await api('/api.xro/2.0/Contacts', { method: 'PUT', body: '{"Contacts": [' });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ ErrorNumber: 14, Type: 'PostDataInvalidException', Message: expect.stringContaining('JSON') });
+    const shape = await api('/api.xro/2.0/Contacts', { method: 'PUT', body: '[1,2]' });
+    expect(shape.status).toBe(400);
+    const type = await api('/api.xro/2.0/Contacts', { method: 'PUT', body: 'Name=x', contentType: 'application/x-www-form-urlencoded' });
+    expect(type.status).toBe(400);
+  });
+
+  it('answers invalid contacts with a Xero ValidationException and saves none of the batch', async () => {
+    const name = `Batch ${Date.now()}`;
+    const res = await api('/api.xro/2.0/Contacts', {
+      method: 'PUT',
+      body: JSON.stringify({ Contacts: [{ Name: name }, { Name: '' }, { Name: 'x'.repeat(300) }, { Name: 'Ok', EmailAddress: 'not-an-email' }] }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { ErrorNumber: number; Type: string; Elements: Array<{ ValidationErrors?: Array<{ Message: string }> }> };
+    expect(body).toMatchObject({ ErrorNumber: 10, Type: 'ValidationException', Message: 'A validation exception occurred' });
+    expect(body.Elements).toHaveLength(4);
+    expect(body.Elements[0]!.ValidationErrors ?? []).toEqual([]);
+    expect(body.Elements[1]!.ValidationErrors).toEqual([{ Message: 'The contact name must be specified.' }]);
+    expect(body.Elements[2]!.ValidationErrors![0]!.Message).toContain('must not be more than 255 characters');
+    expect(body.Elements[3]!.ValidationErrors).toEqual([{ Message: 'Email address must be valid.' }]);
+    const list = (await (await api(`/api.xro/2.0/Contacts?searchTerm=${encodeURIComponent(name)}`)).json()) as { Contacts: unknown[] };
+    expect(list.Contacts).toEqual([]);
+  });
+
+  it('refuses an unknown enum value and a wrong type with per-field messages', async () => {
+    const res = await api('/api.xro/2.0/Contacts', { method: 'PUT', body: JSON.stringify({ Contacts: [{ Name: { first: 'x' }, Phones: [{ PhoneType: 'PAGER' }] }] }) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { Elements: Array<{ ValidationErrors: Array<{ Message: string }> }> };
+    expect(body.Elements[0]!.ValidationErrors.map((e) => e.Message)).toEqual(['Name must be a string.', 'Phones[0].PhoneType must be one of DEFAULT, DDI, MOBILE, FAX, OFFICE.']);
+  });
+
+  it('returns 404 for an unknown contact and for unknown routes', async () => {
+    const res = await api('/api.xro/2.0/Contacts/00000000-0000-4000-8000-000000000000');
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ Title: 'NotFound', Status: 404 });
+    expect((await api('/api.xro/2.0/Nope')).status).toBe(404);
+  });
+
+  it('refuses a scope the token does not have (403 insufficient_scope)', async () => {
+    // The token was granted accounting.contacts but not accounting.settings.
+    const res = await api('/api.xro/2.0/Organisation');
+    expect(res.status).toBe(403);
+    expect(res.headers.get('www-authenticate')).toMatch(/error="insufficient_scope"/);
+  });
+
+  it('refuses DELETE of a connection that is not the caller\'s', async () => {
+    expect((await api('/connections/00000000-0000-4000-8000-000000000000', { method: 'DELETE', tenant: null })).status).toBe(404);
+  });
+});
