@@ -21,7 +21,7 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
     const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
     const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
     const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
-    const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { deadlineMs: 10_000 });
+    const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { deadlineMs: 5_000 });
     runtime.onStop('clients', () => [identity, consent, token, accounting].forEach((c) => c.close()));
 
     const verifier = new AccessTokenVerifier({

@@ -11,3 +11,4 @@ export * from './mongo.js';
 export * from './secrets.js';
 export * from './periodic-job.js';
 export * from './grpc-app.js';
+export * from './single-writer.js';

@@ -174,6 +174,18 @@ describe('the token endpoint', () => {
     expect(await again.json()).toMatchObject({ error: 'invalid_grant' });
   });
 
+  it('redeems a code once when ten requests race for it, and rotates a refresh token once when ten refreshes race', async () => {
+    const c = await code({ scope: 'offline_access accounting.contacts' });
+    const exchanges = await Promise.all(
+      Array.from({ length: 10 }, () => token({ grant_type: 'authorization_code', code: c, redirect_uri: s.client.redirectUri, code_verifier: verifier })),
+    );
+    expect(exchanges.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(400)]);
+    const winner = (await exchanges.find((r) => r.status === 200)!.json()) as { refresh_token: string };
+    for (const loser of exchanges.filter((r) => r.status !== 200)) expect(await loser.json()).toMatchObject({ error: 'invalid_grant' });
+    const refreshes = await Promise.all(Array.from({ length: 10 }, () => token({ grant_type: 'refresh_token', refresh_token: winner.refresh_token })));
+    expect(refreshes.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(400)]);
+  });
+
   it('refuses a missing verifier and a mismatched redirect_uri with invalid_grant', async () => {
     const missing = await token({ grant_type: 'authorization_code', code: await code(), redirect_uri: s.client.redirectUri });
     expect(await missing.json()).toMatchObject({ error: 'invalid_grant' });

@@ -1,4 +1,5 @@
 import type { Organisation } from '@ledgerly/proto/accounting/v1/accounting';
+import { isDuplicateKeyError, SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 
 export interface OrganisationDoc extends Omit<Organisation, 'organisationId'> {
@@ -9,6 +10,7 @@ export interface OrganisationDoc extends Omit<Organisation, 'organisationId'> {
 /** The accounting service's own profile of each organisation it keeps books for. */
 export class OrganisationStore {
   private readonly organisations: Collection<OrganisationDoc>;
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.organisations = db.collection<OrganisationDoc>('organisations');
@@ -22,9 +24,15 @@ export class OrganisationStore {
   }
 
   /** Creates the profile once; concurrent first calls agree on one. */
-  async createIfMissing(organisation: Organisation): Promise<Organisation> {
+  createIfMissing(organisation: Organisation): Promise<Organisation> {
     const { organisationId, ...rest } = organisation;
-    await this.organisations.updateOne({ _id: organisationId }, { $setOnInsert: rest }, { upsert: true });
-    return (await this.find(organisationId))!;
+    return this.writer.run(organisationId, async () => {
+      try {
+        await this.organisations.insertOne({ _id: organisationId, ...rest });
+      } catch (err) {
+        if (!isDuplicateKeyError(err)) throw err;
+      }
+      return (await this.find(organisationId))!;
+    });
   }
 }

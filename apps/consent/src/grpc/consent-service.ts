@@ -102,7 +102,8 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       const flow = await flowForBrowser(req.flowId, req.browserBinding);
       checkCsrf(flow, req.csrfToken);
       const session = await sessionOf(req.sessionToken);
-      const next = await flows.transition(flow._id, [FlowState.FLOW_STATE_LOGIN_REQUIRED], {
+      // From CONSENT_REQUIRED too: the person chose "use another account".
+      const next = await flows.transition(flow._id, [FlowState.FLOW_STATE_LOGIN_REQUIRED, FlowState.FLOW_STATE_CONSENT_REQUIRED], {
         state: FlowState.FLOW_STATE_CONSENT_REQUIRED,
         userId: session.userId,
         sessionId: session.id,

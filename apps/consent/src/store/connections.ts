@@ -1,4 +1,4 @@
-import { isDuplicateKeyError } from '@ledgerly/chassis';
+import { isDuplicateKeyError, SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 import { randomUUID } from 'node:crypto';
 
@@ -50,6 +50,8 @@ const liveKey = (userId: string, clientId: string, tenantId: string) => `${userI
 export class ConnectionStore {
   private readonly grants: Collection<GrantDoc>;
   private readonly connections: Collection<ConnectionDoc>;
+  /** Every write to grants and connections, one at a time (see SingleWriter). */
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.grants = db.collection<GrantDoc>('grants');
@@ -64,7 +66,11 @@ export class ConnectionStore {
   }
 
   /** The user's grant to the app, created or updated with the scopes just consented. */
-  async upsertGrant(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
+  upsertGrant(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
+    return this.writer.run('grants', () => this.upsertGrantNow(userId, clientId, scopes));
+  }
+
+  private async upsertGrantNow(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
     const now = new Date();
     const key = `${userId}|${clientId}`;
     const update = () =>
@@ -83,7 +89,11 @@ export class ConnectionStore {
   }
 
   /** Connects the tenant (or refreshes a live connection with the new auth event). */
-  async connect(input: {
+  connect(input: Parameters<ConnectionStore['connectNow']>[0]): Promise<{ connection: ConnectionDoc; created: boolean }> {
+    return this.writer.run('connections', () => this.connectNow(input));
+  }
+
+  private async connectNow(input: {
     grantId: string;
     userId: string;
     clientId: string;
@@ -148,16 +158,20 @@ export class ConnectionStore {
    * records the event to publish. Null when there is no such live connection.
    */
   revoke(connectionId: string, userId: string, clientId: string): Promise<ConnectionDoc | null> {
-    const now = new Date();
-    return this.connections.findOneAndUpdate(
-      { _id: connectionId, userId, clientId, revokedAt: null },
-      { $set: { key: `revoked:${connectionId}`, revokedAt: now, updatedAt: now, revocationEvent: { id: randomUUID(), published: false } } },
-      { returnDocument: 'after' },
-    );
+    return this.writer.run('connections', () => {
+      const now = new Date();
+      return this.connections.findOneAndUpdate(
+        { _id: connectionId, userId, clientId, revokedAt: null },
+        { $set: { key: `revoked:${connectionId}`, revokedAt: now, updatedAt: now, revocationEvent: { id: randomUUID(), published: false } } },
+        { returnDocument: 'after' },
+      );
+    });
   }
 
   markRevocationPublished(connectionId: string): Promise<unknown> {
-    return this.connections.updateOne({ _id: connectionId }, { $set: { 'revocationEvent.published': true } });
+    return this.writer.run('connections', () =>
+      this.connections.updateOne({ _id: connectionId }, { $set: { 'revocationEvent.published': true } }),
+    );
   }
 
   unpublishedRevocations(limit: number): Promise<ConnectionDoc[]> {

@@ -1,4 +1,4 @@
-import { randomSecret, sha256 } from '@ledgerly/chassis';
+import { randomSecret, sha256, SingleWriter } from '@ledgerly/chassis';
 import { FlowState, type AuthorizationRequest } from '@ledgerly/proto/consent/v1/consent';
 import type { Collection, Db, UpdateFilter } from 'mongodb';
 
@@ -27,6 +27,7 @@ export interface FlowDoc {
  */
 export class FlowStore {
   private readonly flows: Collection<FlowDoc>;
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.flows = db.collection<FlowDoc>('flows');
@@ -72,10 +73,12 @@ export class FlowStore {
 
   /** Moves a live flow from one of `from` to a new state; null when it was not in `from`. */
   transition(id: string, from: FlowState[], set: UpdateFilter<FlowDoc>['$set']): Promise<FlowDoc | null> {
-    return this.flows.findOneAndUpdate(
-      { _id: id, state: { $in: from }, expiresAt: { $gt: new Date() } },
-      { $set: set! },
-      { returnDocument: 'after' },
+    return this.writer.run(id, () =>
+      this.flows.findOneAndUpdate(
+        { _id: id, state: { $in: from }, expiresAt: { $gt: new Date() } },
+        { $set: set! },
+        { returnDocument: 'after' },
+      ),
     );
   }
 

@@ -12,7 +12,9 @@ import { seeOther } from './redirect.js';
 export function showLogin(deps: EdgeDeps): Middleware {
   return async (ctx) => {
     const flow = await loadFlow(deps, ctx, typeof ctx.query['flow'] === 'string' ? ctx.query['flow'] : undefined);
-    if (redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
+    // "Use another account" from the consent page signs in again on the same flow.
+    const switching = ctx.query['switch'] !== undefined && flow.state === FlowState.FLOW_STATE_CONSENT_REQUIRED;
+    if (!switching && redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
     sendPage(
       ctx,
       loginPage({
@@ -30,7 +32,7 @@ export function submitLogin(deps: EdgeDeps): Middleware {
   return async (ctx) => {
     const form = await readForm(ctx);
     const flow = await loadFlow(deps, ctx, form.get('flow'));
-    if (redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
+    if (flow.state !== FlowState.FLOW_STATE_CONSENT_REQUIRED && redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
     const email = form.get('email') ?? '';
     let user;
     try {

@@ -43,7 +43,7 @@ ${orgs.map(
 <button class="primary" type="submit" name="decision" value="allow">Allow access</button>
 </div>
 </form>
-<p class="who">Signed in as <strong>${view.userName}</strong> (${view.userEmail}).</p>
+<p class="who">Signed in as <strong>${view.userName}</strong> (${view.userEmail}). <a href="/login?flow=${encodeURIComponent(view.flowId)}&amp;switch=1">Use another account</a></p>
 <p class="fine">${view.appName} can only do what you can do in these organisations. You can disconnect it at any time.</p>`,
   });
 }

@@ -1,4 +1,5 @@
 import type { Role } from '@ledgerly/proto/identity/v1/identity';
+import { SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 
 export interface MembershipDoc {
@@ -13,6 +14,7 @@ export interface MembershipDoc {
 
 export class MembershipStore {
   private readonly memberships: Collection<MembershipDoc>;
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.memberships = db.collection<MembershipDoc>('memberships');
@@ -23,14 +25,17 @@ export class MembershipStore {
   }
 
   /** Adds the membership or changes its role: one atomic upsert. */
-  async upsert(userId: string, organisationId: string, role: Role): Promise<MembershipDoc> {
-    const now = new Date();
-    const doc = await this.memberships.findOneAndUpdate(
-      { _id: `${userId}:${organisationId}` },
-      { $set: { role, updatedAt: now }, $setOnInsert: { userId, organisationId, createdAt: now } },
-      { upsert: true, returnDocument: 'after' },
-    );
-    return doc!;
+  upsert(userId: string, organisationId: string, role: Role): Promise<MembershipDoc> {
+    const id = `${userId}:${organisationId}`;
+    return this.writer.run(id, async () => {
+      const now = new Date();
+      const doc = await this.memberships.findOneAndUpdate(
+        { _id: id },
+        { $set: { role, updatedAt: now }, $setOnInsert: { userId, organisationId, createdAt: now } },
+        { upsert: true, returnDocument: 'after' },
+      );
+      return doc!;
+    });
   }
 
   find(userId: string, organisationId: string): Promise<MembershipDoc | null> {

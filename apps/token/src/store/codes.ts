@@ -1,3 +1,4 @@
+import { SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 
 export interface CodeDoc {
@@ -24,6 +25,7 @@ const KEEP_AFTER_EXPIRY_MS = 10 * 60_000;
 
 export class CodeStore {
   private readonly codes: Collection<CodeDoc>;
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.codes = db.collection<CodeDoc>('authorization_codes');
@@ -43,12 +45,14 @@ export class CodeStore {
    * as it was, or null when unknown, expired or already consumed.
    */
   consume(hash: string): Promise<CodeDoc | null> {
-    const now = new Date();
-    return this.codes.findOneAndUpdate(
-      { _id: hash, consumedAt: null, expiresAt: { $gt: now } },
-      { $set: { consumedAt: now } },
-      { returnDocument: 'before' },
-    );
+    return this.writer.run(hash, () => {
+      const now = new Date();
+      return this.codes.findOneAndUpdate(
+        { _id: hash, consumedAt: null, expiresAt: { $gt: now } },
+        { $set: { consumedAt: now } },
+        { returnDocument: 'before' },
+      );
+    });
   }
 
   async sweepExpired(): Promise<number> {

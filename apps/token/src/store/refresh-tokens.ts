@@ -1,3 +1,4 @@
+import { SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 
 /**
@@ -25,6 +26,7 @@ export interface RefreshTokenDoc {
 
 export class RefreshTokenStore {
   private readonly tokens: Collection<RefreshTokenDoc>;
+  private readonly writer = new SingleWriter();
 
   constructor(db: Db) {
     this.tokens = db.collection<RefreshTokenDoc>('refresh_tokens');
@@ -45,12 +47,14 @@ export class RefreshTokenStore {
 
   /** Marks an unused, unexpired token used. Null when another use got there first. */
   markUsed(hash: string): Promise<RefreshTokenDoc | null> {
-    const now = new Date();
-    return this.tokens.findOneAndUpdate(
-      { _id: hash, usedAt: null, expiresAt: { $gt: now } },
-      { $set: { usedAt: now } },
-      { returnDocument: 'after' },
-    );
+    return this.writer.run(hash, () => {
+      const now = new Date();
+      return this.tokens.findOneAndUpdate(
+        { _id: hash, usedAt: null, expiresAt: { $gt: now } },
+        { $set: { usedAt: now } },
+        { returnDocument: 'after' },
+      );
+    });
   }
 
   async sweepExpired(): Promise<number> {

@@ -1,0 +1,360 @@
+// Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
+import type {} from '@ledgerly/devstack/vitest-infra';
+import { AccessTokenVerifier, apiAudience, InvalidTokenError } from '@ledgerly/access';
+import { createLogger, randomSecret, sha256, type PromiseClient } from '@ledgerly/chassis';
+import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { MongoClient, type Db } from 'mongodb';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadTokenConfig } from '../src/config.js';
+import { SigningKeys } from '../src/domain/signing-keys.js';
+import { TokenIssuer, type Authorization } from '../src/domain/token-issuer.js';
+import { CodeStore, type CodeDoc } from '../src/store/codes.js';
+import { RefreshTokenStore, type RefreshTokenDoc } from '../src/store/refresh-tokens.js';
+import { SigningKeyStore } from '../src/store/signing-keys.js';
+
+const logger = createLogger({ service: 'token-test', level: 'error' });
+const MAX_LIFETIME_MS = 35 * 60_000;
+let mongo: MongoClient;
+let db: Db;
+
+beforeAll(async () => {
+  mongo = new MongoClient(inject('mongoUrl'));
+  db = mongo.db(`token_stores_test_${Date.now()}`);
+});
+afterAll(async () => {
+  await mongo?.close();
+});
+
+function codeDoc(overrides: Partial<CodeDoc> = {}): CodeDoc {
+  return {
+    _id: sha256(randomSecret()),
+    clientId: 'C'.repeat(32),
+    userId: randomUUID(),
+    redirectUri: 'https://app.example.com/cb',
+    scopes: ['openid', 'accounting.contacts'],
+    codeChallenge: '',
+    codeChallengeMethod: '',
+    nonce: '',
+    authTime: new Date(),
+    amr: ['pwd'],
+    sessionId: randomUUID(),
+    grantId: randomUUID(),
+    authEventId: randomUUID(),
+    expiresAt: new Date(Date.now() + 60_000),
+    consumedAt: null,
+    ...overrides,
+  };
+}
+
+function refreshDoc(overrides: Partial<RefreshTokenDoc> = {}): RefreshTokenDoc {
+  return {
+    _id: sha256(randomSecret()),
+    familyId: randomUUID(),
+    clientId: 'C'.repeat(32),
+    userId: randomUUID(),
+    scopes: ['offline_access', 'accounting.contacts'],
+    grantId: randomUUID(),
+    authEventId: randomUUID(),
+    authTime: new Date(),
+    amr: ['pwd'],
+    sessionId: randomUUID(),
+    createdAt: new Date(),
+    expiresAt: new Date(Date.now() + 3600_000),
+    usedAt: null,
+    ...overrides,
+  };
+}
+
+describe('CodeStore', () => {
+  it('consume is single-use under concurrency: of 10 racing redemptions exactly one gets the code', async () => {
+    const codes = new CodeStore(db);
+    for (let round = 0; round < 5; round++) {
+      const doc = codeDoc();
+      await codes.insert(doc);
+      const results = await Promise.all(Array.from({ length: 10 }, () => codes.consume(doc._id)));
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+    }
+  });
+
+  it('consume returns the code once, as it was, and marks it consumed', async () => {
+    const codes = new CodeStore(db);
+    await codes.ensureIndexes();
+    const doc = codeDoc();
+    await codes.insert(doc);
+    const first = await codes.consume(doc._id);
+    expect(first).toMatchObject({
+      _id: doc._id,
+      clientId: doc.clientId,
+      userId: doc.userId,
+      consumedAt: null,
+    });
+    expect(await codes.consume(doc._id)).toBeNull();
+    expect((await db.collection<CodeDoc>('authorization_codes').findOne({ _id: doc._id }))!.consumedAt).toBeInstanceOf(Date);
+    expect(await codes.consume(sha256('never-issued'))).toBeNull();
+  });
+
+  it('does not consume an expired code, and sweeps codes only well after expiry', async () => {
+    const codes = new CodeStore(db);
+    const expired = codeDoc({ expiresAt: new Date(Date.now() - 1000) });
+    const longGone = codeDoc({ expiresAt: new Date(Date.now() - 11 * 60_000) });
+    await codes.insert(expired);
+    await codes.insert(longGone);
+    expect(await codes.consume(expired._id)).toBeNull();
+    expect(await codes.sweepExpired()).toBeGreaterThanOrEqual(1);
+    const left = await db
+      .collection<CodeDoc>('authorization_codes')
+      .find({ _id: { $in: [expired._id, longGone._id] } })
+      .toArray();
+    // Kept a while after expiry, so a late replay is still recognised.
+    expect(left.map((d) => d._id)).toEqual([expired._id]);
+  });
+});
+
+describe('RefreshTokenStore', () => {
+  it('markUsed under concurrency: of 10 racing rotations exactly one wins', async () => {
+    const tokens = new RefreshTokenStore(db);
+    for (let round = 0; round < 5; round++) {
+      const doc = refreshDoc();
+      await tokens.insert(doc);
+      const results = await Promise.all(Array.from({ length: 10 }, () => tokens.markUsed(doc._id)));
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+    }
+  });
+
+  it('markUsed succeeds once for an unused, unexpired token', async () => {
+    const tokens = new RefreshTokenStore(db);
+    await tokens.ensureIndexes();
+    const doc = refreshDoc();
+    await tokens.insert(doc);
+    const used = await tokens.markUsed(doc._id);
+    expect(used).toMatchObject({ _id: doc._id, familyId: doc.familyId });
+    expect(used!.usedAt).toBeInstanceOf(Date);
+    expect(await tokens.markUsed(doc._id)).toBeNull();
+    expect((await tokens.find(doc._id))!.usedAt).toEqual(used!.usedAt);
+
+    const expired = refreshDoc({ expiresAt: new Date(Date.now() - 1000) });
+    await tokens.insert(expired);
+    expect(await tokens.markUsed(expired._id)).toBeNull();
+    expect(await tokens.sweepExpired()).toBeGreaterThanOrEqual(1);
+    expect(await tokens.find(expired._id)).toBeNull();
+    expect(await tokens.find(doc._id)).not.toBeNull();
+  });
+});
+
+describe('SigningKeys', () => {
+  it('generates one ES256 key on first load and reuses it on the next, publishing public keys only', async () => {
+    const keyDb = mongo.db(`token_keys_test_${Date.now()}`);
+    const first = new SigningKeys(new SigningKeyStore(keyDb), MAX_LIFETIME_MS, logger);
+    expect(() => first.current()).toThrow(/not loaded/);
+    await first.load();
+    const kid = first.current().kid;
+    expect(await keyDb.collection('signing_keys').countDocuments()).toBe(1);
+
+    const second = new SigningKeys(new SigningKeyStore(keyDb), MAX_LIFETIME_MS, logger);
+    await second.load();
+    await first.load();
+    expect(second.current().kid).toBe(kid);
+    expect(first.current().kid).toBe(kid);
+    expect(await keyDb.collection('signing_keys').countDocuments()).toBe(1);
+
+    const jwks = second.publicJwks();
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toEqual({
+      kty: 'EC',
+      crv: 'P-256',
+      x: expect.any(String),
+      y: expect.any(String),
+      kid,
+      alg: 'ES256',
+      use: 'sig',
+    });
+    expect(JSON.stringify(jwks)).not.toContain('"d"');
+  });
+
+  it('after the signing key is retired, signs with a new one and keeps publishing the old one until its tokens expired', async () => {
+    const keyDb = mongo.db(`token_rotation_test_${Date.now()}`);
+    const keys = new SigningKeys(new SigningKeyStore(keyDb), MAX_LIFETIME_MS, logger);
+    await keys.load();
+    const oldKid = keys.current().kid;
+    await keyDb.collection('signing_keys').updateOne({ _id: oldKid as never }, { $set: { retiredAt: new Date() } });
+    await keys.load();
+    const newKid = keys.current().kid;
+    expect(newKid).not.toBe(oldKid);
+    expect(
+      keys
+        .publicJwks()
+        .keys.map((k) => k.kid)
+        .sort(),
+    ).toEqual([oldKid, newKid].sort());
+
+    await keyDb
+      .collection('signing_keys')
+      .updateOne({ _id: oldKid as never }, { $set: { retiredAt: new Date(Date.now() - MAX_LIFETIME_MS - 1000) } });
+    await keys.load();
+    expect(keys.publicJwks().keys.map((k) => k.kid)).toEqual([newKid]);
+  });
+});
+
+describe('TokenIssuer and AccessTokenVerifier', () => {
+  const config = loadTokenConfig({});
+  let keys: SigningKeys;
+  let refreshTokens: RefreshTokenStore;
+  let verifier: AccessTokenVerifier;
+  const user = {
+    id: randomUUID(),
+    name: 'Ada Lovelace King',
+    email: 'ada@example.com',
+    emailVerified: true,
+    disabled: false,
+    createdAt: new Date(),
+  };
+  // Below the service boundary: what the identity client would answer.
+  const identity = {
+    getUser: async () => ({ user }),
+  } as unknown as PromiseClient<typeof IdentityServiceDefinition>;
+
+  beforeAll(async () => {
+    keys = new SigningKeys(new SigningKeyStore(mongo.db(`token_issuer_test_${Date.now()}`)), MAX_LIFETIME_MS, logger);
+    await keys.load();
+    refreshTokens = new RefreshTokenStore(db);
+    verifier = new AccessTokenVerifier({
+      issuer: config.LEDGERLY_ISSUER,
+      audience: config.audience,
+      fetchJwks: async () => keys.publicJwks(),
+    });
+  });
+
+  const authorization = (overrides: Partial<Authorization> = {}): Authorization => ({
+    clientId: 'B'.repeat(32),
+    userId: user.id,
+    scopes: ['accounting.contacts', 'accounting.settings.read'],
+    grantId: 'grant-1',
+    authEventId: 'auth-event-1',
+    authTime: new Date(Date.now() - 5000),
+    amr: ['pwd'],
+    sessionId: 'sid-1',
+    ...overrides,
+  });
+
+  it('mints an RFC 9068 access token (typ at+jwt, ES256) that the verifier accepts with its claims', async () => {
+    const auth = authorization();
+    const tokens = await issuerOf().issue(auth);
+    expect(tokens).toMatchObject({
+      tokenType: 'Bearer',
+      expiresIn: 1800,
+      refreshToken: '',
+      idToken: '',
+      scope: 'accounting.contacts accounting.settings.read',
+    });
+    expect(decodeProtectedHeader(tokens.accessToken)).toEqual({
+      alg: 'ES256',
+      typ: 'at+jwt',
+      kid: keys.current().kid,
+    });
+    const payload = decodeJwt(tokens.accessToken);
+    expect(payload).toMatchObject({
+      iss: 'http://localhost:3000',
+      aud: apiAudience('http://localhost:3000'),
+      sub: user.id,
+      sid: 'sid-1',
+    });
+    expect(payload.exp! - payload.iat!).toBe(1800);
+
+    const claims = await verifier.verify(tokens.accessToken);
+    expect(claims).toMatchObject({
+      issuer: 'http://localhost:3000',
+      userId: user.id,
+      clientId: auth.clientId,
+      grantId: 'grant-1',
+      authEventId: 'auth-event-1',
+      authTime: Math.floor(auth.authTime.getTime() / 1000),
+    });
+    expect([...claims.scopes]).toEqual(['accounting.contacts', 'accounting.settings.read']);
+    expect(claims.tokenId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('stores a refresh token (as a hash) only with offline_access, and adds an ID token only with openid', async () => {
+    const withOffline = await issuerOf().issue(authorization({ scopes: ['offline_access', 'accounting.contacts'] }));
+    expect(withOffline.refreshToken.length).toBeGreaterThanOrEqual(43);
+    expect(withOffline.idToken).toBe('');
+    const stored = await refreshTokens.find(sha256(withOffline.refreshToken));
+    expect(stored).toMatchObject({
+      userId: user.id,
+      scopes: ['offline_access', 'accounting.contacts'],
+      usedAt: null,
+    });
+    expect(JSON.stringify(stored)).not.toContain(withOffline.refreshToken);
+
+    const oidc = await issuerOf().issue(authorization({ scopes: ['openid', 'profile', 'email'], nonce: 'n-1' }));
+    expect(oidc.refreshToken).toBe('');
+    const { payload, protectedHeader } = await jwtVerify(oidc.idToken, createLocalJWKSet(keys.publicJwks()), {
+      issuer: 'http://localhost:3000',
+      audience: 'B'.repeat(32),
+    });
+    expect(protectedHeader.typ).toBe('JWT');
+    expect(payload).toMatchObject({
+      sub: user.id,
+      nonce: 'n-1',
+      name: 'Ada Lovelace King',
+      given_name: 'Ada',
+      family_name: 'Lovelace King',
+      email: 'ada@example.com',
+      email_verified: true,
+    });
+    // An ID token is not an access token.
+    await expect(verifier.verify(oidc.idToken)).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('refuses tokens signed by another key, with alg none, with another typ, for another audience, or expired', async () => {
+    const { kid, key } = keys.current();
+    const good = (await issuerOf().issue(authorization())).accessToken;
+    const claims = decodeJwt(good);
+    await expect(verifier.verify(good)).resolves.toBeDefined();
+    const refused = async (token: string) => {
+      const err = await verifier.verify(token).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(InvalidTokenError);
+      return (err as Error).message;
+    };
+
+    const { privateKey: otherKey } = await generateKeyPair('ES256');
+    expect(await refused(await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid }).sign(otherKey))).toBe(
+      'The access token is invalid',
+    );
+    expect(await refused(await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'unknown' }).sign(otherKey))).toBe(
+      'The access token is invalid',
+    );
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    expect(await refused(`${b64({ alg: 'none', typ: 'at+jwt', kid })}.${b64(claims)}.`)).toBe('The access token is invalid');
+    // The real key, but a plain JWT (e.g. an ID token) is not an access token.
+    expect(await refused(await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid }).sign(key))).toBe(
+      'The access token is invalid',
+    );
+    const otherAudience = await issuerOf({
+      ...config,
+      audience: 'https://elsewhere.example/resources',
+    }).issue(authorization());
+    expect(await refused(otherAudience.accessToken)).toBe('The access token is invalid');
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({
+      ...claims,
+      iat: now - 3600,
+      exp: now - 60,
+    })
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+      .sign(key);
+    expect(await refused(expired)).toBe('The access token expired');
+    const { scope: _scope, ...unscoped } = claims;
+    expect(await refused(await new SignJWT(unscoped).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid }).sign(key))).toBe(
+      'The access token is invalid',
+    );
+  });
+
+  function issuerOf(c = config) {
+    return new TokenIssuer(c, keys, refreshTokens, identity);
+  }
+});
