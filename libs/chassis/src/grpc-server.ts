@@ -143,7 +143,11 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
     implementation[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const requestId = sanitizeRequestId(call.metadata.get(REQUEST_ID_KEY)[0]?.toString());
       const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      let finished = false;
+      // grpc-js also emits "cancelled" after a call completes; only an unfinished call is really cancelled.
+      call.on('cancelled', () => {
+        if (!finished) abort.abort();
+      });
       const started = performance.now();
       withRequestContext({ requestId }, () => {
         const ctx: CallContext = {
@@ -160,10 +164,12 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
         };
         handler(call.request, ctx).then(
           (response) => {
+            finished = true;
             serviceLogger.debug('gRPC call', { method: method.name, code: 'OK', ms: elapsed(started) });
             callback(null, response);
           },
           (err: unknown) => {
+            finished = true;
             const { status, internal } = toStatusObject(err);
             if (internal) {
               serviceLogger.error('gRPC call failed unexpectedly', { method: method.name, err, ms: elapsed(started) });

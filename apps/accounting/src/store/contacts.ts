@@ -60,8 +60,9 @@ export class ContactStore {
   }
 
   async findById(tenantId: string, contactId: string): Promise<Contact | null> {
-    const doc = await this.contacts.findOne({ tenantId, _id: contactId });
-    return doc ? fromDoc(doc) : null;
+    // By _id alone, then checked here: FerretDB 1.x only uses an index for a filter that is exactly {_id}.
+    const doc = await this.contacts.findOne({ _id: contactId });
+    return doc && doc.tenantId === tenantId ? fromDoc(doc) : null;
   }
 
   async list(query: ContactQuery, page?: { page: number; pageSize: number }): Promise<{ contacts: Contact[]; total: number }> {

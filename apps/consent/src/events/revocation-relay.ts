@@ -17,7 +17,13 @@ export class RevocationRelay {
     private readonly logger: Logger,
   ) {}
 
-  async publish(connection: ConnectionDoc): Promise<void> {
+  /**
+   * Publishes the connection's revocation and waits for JetStream to store it.
+   * With markInBackground the write that marks it published does not hold up
+   * the caller: if it is lost, the relay re-sends the event with the same id,
+   * and JetStream and consumers drop the copy.
+   */
+  async publish(connection: ConnectionDoc, options: { markInBackground?: boolean } = {}): Promise<void> {
     const event = connection.revocationEvent;
     if (!event || event.published || this.inFlight.has(connection._id)) return;
     this.inFlight.add(connection._id);
@@ -36,7 +42,12 @@ export class RevocationRelay {
         },
         event.id,
       );
-      await this.store.markRevocationPublished(connection._id);
+      const marked = this.store.markRevocationPublished(connection._id);
+      if (options.markInBackground) {
+        void marked.catch((err: unknown) => this.logger.warn('Marking connection.revoked published failed; the relay will re-send it', { err }));
+      } else {
+        await marked;
+      }
     } finally {
       this.inFlight.delete(connection._id);
     }

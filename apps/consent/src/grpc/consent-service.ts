@@ -200,7 +200,7 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       if (!revoked) throw new NotFoundError('No such connection', 'connection_not_found');
       deps.logger.info('Connection revoked', { connectionId: revoked._id, clientId: revoked.clientId, tenantId: revoked.tenantId });
       // Durable already; if NATS is down the relay sends it later.
-      await deps.relay.publish(revoked).catch((err: unknown) => deps.logger.warn('Publishing connection.revoked deferred to the relay', { err }));
+      await deps.relay.publish(revoked, { markInBackground: true }).catch((err: unknown) => deps.logger.warn('Publishing connection.revoked deferred to the relay', { err }));
       return { connection: toConnection(revoked) };
     },
   });

@@ -66,9 +66,11 @@ export class FlowStore {
   }
 
   /** The flow, unless unknown or expired. */
-  findLive(id: string): Promise<FlowDoc | null> {
-    if (!id) return Promise.resolve(null);
-    return this.flows.findOne({ _id: id, expiresAt: { $gt: new Date() } });
+  async findLive(id: string): Promise<FlowDoc | null> {
+    if (!id) return null;
+    // By _id alone, then checked here: FerretDB 1.x only uses an index for a filter that is exactly {_id}.
+    const flow = await this.flows.findOne({ _id: id });
+    return flow && flow.expiresAt > new Date() ? flow : null;
   }
 
   /** Moves a live flow from one of `from` to a new state; null when it was not in `from`. */

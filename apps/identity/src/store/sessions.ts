@@ -42,7 +42,9 @@ export class SessionStore {
   /** The live session for a token, or null (unknown, ended or expired). */
   async findLive(token: string): Promise<SessionDoc | null> {
     if (!token) return null;
-    return this.sessions.findOne({ _id: sha256(token), expiresAt: { $gt: new Date() } });
+    // By _id alone, then checked here: FerretDB 1.x only uses an index for a filter that is exactly {_id}.
+    const session = await this.sessions.findOne({ _id: sha256(token) });
+    return session && session.expiresAt > new Date() ? session : null;
   }
 
   async end(token: string): Promise<void> {
