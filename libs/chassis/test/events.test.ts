@@ -1,3 +1,4 @@
+import type {} from '@ledgerly/devstack/vitest-infra';
 import { inject, describe, expect, it, afterAll } from 'vitest';
 import type { Event } from '@ledgerly/proto/events/v1/events';
 import { createLogger, EventBus, eventSubject } from '../src/index.js';
