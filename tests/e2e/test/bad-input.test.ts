@@ -162,6 +162,41 @@ describe('the authorization endpoint', () => {
   });
 });
 
+describe('sessions', () => {
+  it('reuses the sign-in session for the next authorization, and lets the person use another account', async () => {
+    const other = await seed(t.grpc);
+    const ua = new UserAgent();
+    await authorizeInteractively(ua, authorizeUrl({}), { email: s.user.email, password: s.user.password, organisations: [s.organisations[0].id] });
+    // Signed in already: straight to the consent page.
+    const again = await ua.follow(authorizeUrl({}), t.issuer);
+    expect(again.url.pathname).toBe('/consent');
+    const consent = await again.res.text();
+    expect(consent).toContain(s.user.email);
+    const switchLink = /href="(\/login\?flow=[^"]+&amp;switch=1)"/.exec(consent)![1]!.replace(/&amp;/g, '&');
+    const login = await ua.follow(new URL(switchLink, t.issuer), t.issuer);
+    expect(login.url.pathname).toBe('/login');
+    const page = await login.res.text();
+    const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(page)![1]!;
+    const after = await ua.follow(new URL('/login', t.issuer), t.issuer, {
+      form: new URLSearchParams({ flow: field('flow'), csrf: field('csrf'), email: other.user.email, password: other.user.password }),
+    });
+    expect(after.url.pathname).toBe('/consent');
+    const switched = await after.res.text();
+    expect(switched).toContain(other.user.email);
+    expect(switched).toContain(other.organisations[0].name);
+    expect(switched).not.toContain(s.organisations[0].name);
+  });
+
+  it('asks to sign in again with prompt=login, and when the sign-in is older than max_age', async () => {
+    const ua = new UserAgent();
+    await authorizeInteractively(ua, authorizeUrl({}), { email: s.user.email, password: s.user.password, organisations: [s.organisations[0].id] });
+    expect((await ua.follow(authorizeUrl({ prompt: 'login' }), t.issuer)).url.pathname).toBe('/login');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await ua.follow(authorizeUrl({ max_age: '1' }), t.issuer)).url.pathname).toBe('/login');
+    expect((await ua.follow(authorizeUrl({ max_age: '3600' }), t.issuer)).url.pathname).toBe('/consent');
+  });
+});
+
 describe('the token endpoint', () => {
   it('refuses a wrong PKCE verifier with invalid_grant, and the code is then spent', async () => {
     const c = await code();
