@@ -1,6 +1,7 @@
+import { eventually, failure } from '@ledgerly/testkit';
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createClient, createLogger, EventBus, RemoteError, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
+import { createClient, createLogger, EventBus, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
 import { ConsentServiceDefinition, FlowState, type AuthorizationRequest } from '@ledgerly/proto/consent/v1/consent';
 import type { Event } from '@ledgerly/proto/events/v1/events';
 import { MongoClient, type Db } from 'mongodb';
@@ -45,16 +46,6 @@ afterAll(async () => {
   await handle?.stop();
   await mongo?.close();
 });
-
-async function failure(call: Promise<unknown>): Promise<RemoteError> {
-  const outcome = await call.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`expected the call to fail, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(RemoteError);
-  return outcome.err as RemoteError;
-}
 
 const authRequest = (): AuthorizationRequest => ({
   clientId: randomBytes(16).toString('hex').toUpperCase(),
@@ -342,7 +333,7 @@ describe('connections', () => {
     });
     try {
       await subscription.caughtUp;
-      await waitFor(() => seen.length > 0);
+      await eventually(() => seen.length > 0);
       expect(seen).toHaveLength(1);
       expect(seen[0]!.payload).toEqual({
         $case: 'connectionRevoked',
@@ -367,14 +358,3 @@ describe('connections', () => {
   });
 });
 
-function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const started = Date.now();
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() - started > ms) return reject(new Error('timed out waiting'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}

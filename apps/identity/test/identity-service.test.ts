@@ -1,6 +1,7 @@
+import { eventually, failure } from '@ledgerly/testkit';
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createClient, createLogger, EventBus, RemoteError, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
+import { createClient, createLogger, EventBus, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
 import type { Event } from '@ledgerly/proto/events/v1/events';
 import { IdentityServiceDefinition, Role } from '@ledgerly/proto/identity/v1/identity';
 import { MongoClient, type Db } from 'mongodb';
@@ -35,17 +36,6 @@ afterAll(async () => {
   await handle?.stop();
   await mongo?.close();
 });
-
-/** The RemoteError a call failed with (fails the test if it succeeded). */
-async function failure(call: Promise<unknown>): Promise<RemoteError> {
-  const outcome = await call.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`expected the call to fail, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(RemoteError);
-  return outcome.err as RemoteError;
-}
 
 let counter = 0;
 const uniqueEmail = (prefix = 'user') => `${prefix}-${Date.now()}-${++counter}@example.com`;
@@ -379,7 +369,7 @@ describe('organisations and memberships', () => {
     });
     try {
       await subscription.caughtUp;
-      await waitFor(() => seen.length >= 2);
+      await eventually(() => seen.length >= 2);
       expect(seen.map((e) => [e.source, e.payload])).toEqual([
         [
           'identity',
@@ -460,14 +450,3 @@ describe('shutdown', () => {
   });
 });
 
-function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const started = Date.now();
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() - started > ms) return reject(new Error('timed out waiting'));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}

@@ -1,7 +1,8 @@
+import { failure } from '@ledgerly/testkit';
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
 import { AccessTokenVerifier, apiAudience } from '@ledgerly/access';
-import { createClient, randomSecret, RemoteError, sha256, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
+import { createClient, randomSecret, sha256, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
 import { ClientType, TokenServiceDefinition, type ClientAuthentication } from '@ledgerly/proto/token/v1/token';
 import { MongoClient, type Db } from 'mongodb';
 import { randomUUID } from 'node:crypto';
@@ -52,16 +53,6 @@ afterAll(async () => {
   await handle?.stop();
   await mongo?.close();
 });
-
-async function failure(call: Promise<unknown>): Promise<RemoteError> {
-  const outcome = await call.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`expected the call to fail, got ${JSON.stringify(outcome.value)}`);
-  expect(outcome.err).toBeInstanceOf(RemoteError);
-  return outcome.err as RemoteError;
-}
 
 const REDIRECT = 'https://app.example.com/callback';
 

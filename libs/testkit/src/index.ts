@@ -1,2 +1,4 @@
+export * from './assertions.js';
+export * from './connect-app.js';
 export * from './harness.js';
 export * from './user-agent.js';

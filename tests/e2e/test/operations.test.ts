@@ -1,5 +1,5 @@
 import { appProcess, parseJsonLine } from '@ledgerly/devstack';
-import { authorizeInteractively, seed, startTestPlatform, UserAgent, type Seed, type TestPlatform } from '@ledgerly/testkit';
+import { authorizeInteractively, eventually, seed, startTestPlatform, UserAgent, type Seed, type TestPlatform } from '@ledgerly/testkit';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,14 +17,6 @@ const secrets: string[] = [];
 function logs(): Record<string, string> {
   const dir = join(t.dir, 'logs');
   return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
-}
-
-async function eventually(fn: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {

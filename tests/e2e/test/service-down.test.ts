@@ -1,5 +1,4 @@
-import { authorizeInteractively, seed, startTestPlatform, UserAgent, type Seed, type TestPlatform } from '@ledgerly/testkit';
-import { createHash, randomBytes } from 'node:crypto';
+import { connectApp, eventually, seed, startTestPlatform, type Seed, type TestPlatform } from '@ledgerly/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -22,41 +21,10 @@ const contacts = () =>
   fetch(new URL('/api.xro/2.0/Contacts', t.issuer), { headers: { authorization: `Bearer ${accessToken}`, 'xero-tenant-id': s.organisations[0].id } });
 const connections = () => fetch(new URL('/connections', t.issuer), { headers: { authorization: `Bearer ${accessToken}` } });
 
-async function eventually(fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 beforeAll(async () => {
   t = await startTestPlatform();
   s = await seed(t.grpc);
-  const verifier = randomBytes(32).toString('base64url');
-  const url = new URL('/authorize', t.issuer);
-  url.search = new URLSearchParams({
-    client_id: s.client.clientId,
-    redirect_uri: s.client.redirectUri,
-    response_type: 'code',
-    scope: 'accounting.contacts',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString();
-  const { callback } = await authorizeInteractively(new UserAgent(), url, { email: s.user.email, password: s.user.password, organisations: [s.organisations[0].id] });
-  const res = await fetch(new URL('/token', t.issuer), {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code: callback.searchParams.get('code')!,
-      redirect_uri: s.client.redirectUri,
-      code_verifier: verifier,
-      client_id: s.client.clientId,
-      client_secret: s.client.clientSecret,
-    }).toString(),
-  });
-  accessToken = ((await res.json()) as { access_token: string }).access_token;
+  accessToken = (await connectApp(t.issuer, s, { scope: 'accounting.contacts', organisations: [s.organisations[0].id] })).access_token;
   expect((await contacts()).status).toBe(200);
 });
 afterAll(async () => {
@@ -77,7 +45,7 @@ describe('when a backend service is down', () => {
 
   it('recovers by itself when the service is back', async () => {
     await t.platform.processes.accounting.start();
-    await eventually(async () => (await contacts()).status === 200);
+    await eventually(async () => (await contacts()).status === 200, 10_000, 100);
   });
 
   it('the token endpoint answers 503 temporarily_unavailable while the token service is down', async () => {
@@ -112,7 +80,7 @@ describe('when a backend service is down', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
     expect(text).toContain('Temporarily unavailable');
     await t.platform.processes.consent.start();
-    await eventually(async () => (await fetch(url, { redirect: 'manual' })).status === 302);
+    await eventually(async () => (await fetch(url, { redirect: 'manual' })).status === 302, 10_000, 100);
   });
 
   it('the API answers 503 within a couple of seconds while the database is down, and recovers', async () => {
@@ -121,6 +89,6 @@ describe('when a backend service is down', () => {
     expect(res.status).toBe(503);
     expect(ms).toBeLessThan(3000);
     await t.mongo.process.start();
-    await eventually(async () => (await contacts()).status === 200, 20_000);
+    await eventually(async () => (await contacts()).status === 200, 20_000, 100);
   });
 });

@@ -1,5 +1,5 @@
 import { isRemoteError, Status } from '@ledgerly/chassis';
-import { FlowState } from '@ledgerly/proto/consent/v1/consent';
+import { FlowState, type Flow } from '@ledgerly/proto/consent/v1/consent';
 import type { Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
 import { readForm } from '../http/body.js';
@@ -15,16 +15,18 @@ export function showLogin(deps: EdgeDeps): Middleware {
     // "Use another account" from the consent page signs in again on the same flow.
     const switching = ctx.query['switch'] !== undefined && flow.state === FlowState.FLOW_STATE_CONSENT_REQUIRED;
     if (!switching && redirectForState(ctx, flow, FlowState.FLOW_STATE_LOGIN_REQUIRED)) return;
-    sendPage(
-      ctx,
-      loginPage({
-        platformName: deps.config.LEDGERLY_PLATFORM_NAME,
-        appName: await appName(deps, flow.request!.clientId),
-        flowId: flow.id,
-        csrfToken: flow.csrfToken,
-      }),
-    );
+    sendPage(ctx, await renderLogin(deps, flow));
   };
+}
+
+async function renderLogin(deps: EdgeDeps, flow: Flow, failed?: { email: string }): Promise<string> {
+  return loginPage({
+    platformName: deps.config.LEDGERLY_PLATFORM_NAME,
+    appName: await appName(deps, flow.request!.clientId),
+    flowId: flow.id,
+    csrfToken: flow.csrfToken,
+    ...(failed ? { email: failed.email, error: 'The email or password is incorrect.' } : {}),
+  });
 }
 
 /** POST /login: check the password, start a session, move the flow on to consent. */
@@ -39,18 +41,7 @@ export function submitLogin(deps: EdgeDeps): Middleware {
       user = (await deps.identity.verifyPassword({ email, password: form.get('password') ?? '' })).user!;
     } catch (err) {
       if (!isRemoteError(err, Status.UNAUTHENTICATED)) throw err;
-      sendPage(
-        ctx,
-        loginPage({
-          platformName: deps.config.LEDGERLY_PLATFORM_NAME,
-          appName: await appName(deps, flow.request!.clientId),
-          flowId: flow.id,
-          csrfToken: flow.csrfToken,
-          email,
-          error: 'The email or password is incorrect.',
-        }),
-        401,
-      );
+      sendPage(ctx, await renderLogin(deps, flow, { email }), 401);
       return;
     }
     const { session, sessionToken } = await deps.identity.createSession({ userId: user.id, amr: ['pwd'] });
