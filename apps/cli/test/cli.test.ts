@@ -74,6 +74,9 @@ describe('admin CLI', () => {
     expect(dup.code).toBe(1);
     expect(dup.stdout).toBe('');
     expect(dup.stderr).toBe('Error: A user with this email already exists (ALREADY_EXISTS, email_taken)\n');
+    const bidi = await cli(['client', 'create', '--name', 'Evil \u202Egnp.exe', '--redirect-uri', 'https://app.example/cb']);
+    expect(bidi.code).toBe(1);
+    expect(bidi.stderr).toContain('bidirectional formatting characters');
     const bad = await cli(['client', 'create', '--name', 'X', '--redirect-uri', 'http://example.com/cb']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('http is allowed only on a loopback host');

@@ -8,7 +8,7 @@ import { apiErrors, oauthJsonErrors, pageErrors, readinessGate, requestContext, 
 import { authorize } from './oauth/authorize.js';
 import { showConsent, submitConsent } from './oauth/consent.js';
 import { discovery, jwks } from './oauth/discovery.js';
-import { showLogin, submitLogin } from './oauth/login.js';
+import { showLogin, submitLogin, submitLogout } from './oauth/login.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { STYLESHEET } from './views/style.js';
 
@@ -43,6 +43,7 @@ export function createApp(deps: EdgeDeps): Koa {
   router.post('/login', pages, submitLogin(deps));
   router.get('/consent', pages, showConsent(deps));
   router.post('/consent', pages, submitConsent(deps));
+  router.post('/logout', pages, submitLogout(deps));
   router.post('/token', oauth, tokenEndpoint(deps));
 
   // Xero identity API: connections
@@ -60,11 +61,28 @@ export function createApp(deps: EdgeDeps): Koa {
   app.use(requestContext(logger));
   app.use(securityHeaders());
   app.use(readinessGate(deps.isReady));
+  app.use(unmatchedRoutes());
   app.use(router.routes());
   app.use(router.allowedMethods());
-  app.use(async (ctx) => {
-    ctx.status = 404;
-    ctx.body = { Type: null, Title: 'NotFound', Status: 404, Detail: "The resource you're looking for cannot be found", Instance: ctx.state['requestId'] ?? '', Extensions: {} };
-  });
   return app;
+}
+
+/** Bodies for what no route answered: 404, and the 405 that allowedMethods sets on the way out. */
+function unmatchedRoutes(): Koa.Middleware {
+  return async (ctx, next) => {
+    await next();
+    const requestId = String(ctx.state['requestId'] ?? '');
+    if (ctx.status === 405) {
+      // allowedMethods set the status and the Allow header; the body follows the route's family.
+      ctx.body =
+        ctx.path.toLowerCase() === '/token'
+          ? { error: 'invalid_request', error_description: 'The token endpoint accepts POST only' }
+          : { Type: null, Title: 'MethodNotAllowed', Status: 405, Detail: `${ctx.method} is not allowed here; allowed: ${ctx.response.get('Allow')}`, Instance: requestId, Extensions: {} };
+      return;
+    }
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.status = 404;
+      ctx.body = { Type: null, Title: 'NotFound', Status: 404, Detail: "The resource you're looking for cannot be found", Instance: requestId, Extensions: {} };
+    }
+  };
 }

@@ -113,14 +113,19 @@ describe('pages', () => {
       userName: 'U',
       userEmail: 'u@x',
       permissions: ['View your contacts'],
-      organisations: [{ id: 'o1', name: 'Org <b>1</b>', role: 'Adviser', checked: true }],
+      organisations: [
+        { id: 'o1', name: 'Org <b>1</b>', role: 'Adviser', checked: true, connected: false },
+        { id: 'o2', name: 'Org 2', role: 'Adviser', checked: false, connected: true },
+      ],
     });
     expect(page).not.toContain('<img src=x');
     expect(page).not.toContain('<script>');
     expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
-    expect(page).toContain('<label class="org" for="org-o1"><input type="checkbox" id="org-o1" name="organisation" value="o1" checked><span>Org &lt;b&gt;1&lt;/b&gt;</span>');
+    expect(page).toContain('<label class="org" for="org-o1"><input type="checkbox" id="org-o1" name="organisation" value="o1" checked><span><bdi>Org &lt;b&gt;1&lt;/b&gt;</bdi></span>');
     expect(page).toContain('<button type="submit" name="decision" value="deny">Deny</button>');
     expect(page).toContain('<button class="primary" type="submit" name="decision" value="allow">Allow access</button>');
+    // An organisation already connected is shown as such, and is not a field of the form.
+    expect(page).toContain('<input type="checkbox" id="org-o2" value="o2" checked disabled><span><bdi>Org 2</bdi></span><span class="role">Already connected</span>');
     expect(String(html`${html`<b>${'<i>'}</b>`}`)).toBe('<b>&lt;i&gt;</b>');
   });
 });

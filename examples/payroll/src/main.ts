@@ -14,7 +14,7 @@ import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { connectedPage, errorPage, homePage, type OrganisationView } from './pages.js';
+import { connectedPage, errorPage, homePage, type Notice, type OrganisationView } from './pages.js';
 
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;
@@ -40,7 +40,7 @@ const log = (msg: string, fields: Record<string, unknown> = {}) =>
 interface Session {
   pending?: { verifier: string; state: string; nonce: string };
   tokens?: { accessToken: string; refreshToken?: string; expiresAt: number; name?: string };
-  notice?: string;
+  notice?: Notice;
 }
 const sessions = new Map<string, Session>();
 
@@ -151,7 +151,10 @@ router.get('/callback', async (ctx) => {
     return;
   }
   if (ctx.query['error']) {
-    s.notice = ctx.query['error'] === 'access_denied' ? 'You did not allow the connection.' : `Connecting failed: ${String(ctx.query['error'])}`;
+    s.notice =
+      ctx.query['error'] === 'access_denied'
+        ? { text: 'You did not allow the connection.' }
+        : { text: `Connecting failed: ${String(ctx.query['error'])}`, error: true };
     ctx.redirect('/');
     return;
   }
@@ -182,9 +185,9 @@ router.post('/contacts', async (ctx) => {
   });
   if (!res.ok) {
     const body = (await res.json().catch(() => ({}))) as { Elements?: Array<{ ValidationErrors?: Array<{ Message: string }> }>; Detail?: string };
-    s.notice = body.Elements?.[0]?.ValidationErrors?.map((e) => e.Message).join(' ') ?? body.Detail ?? `Saving failed (HTTP ${res.status})`;
+    s.notice = { text: body.Elements?.[0]?.ValidationErrors?.map((e) => e.Message).join(' ') ?? body.Detail ?? `Saving failed (HTTP ${res.status})`, error: true };
   } else {
-    s.notice = 'Employee added as a contact.';
+    s.notice = { text: 'Employee added as a contact.' };
   }
   ctx.redirect('/');
 });
@@ -193,7 +196,7 @@ router.post('/disconnect', async (ctx) => {
   const s = session(ctx);
   const form = await readForm(ctx);
   const res = await api(s, `/connections/${encodeURIComponent(form.get('connectionId') ?? '')}`, { method: 'DELETE' });
-  s.notice = res.status === 204 ? 'Disconnected.' : `Disconnecting failed (HTTP ${res.status})`;
+  s.notice = res.status === 204 ? { text: 'Disconnected.' } : { text: `Disconnecting failed (HTTP ${res.status})`, error: true };
   ctx.redirect('/');
 });
 

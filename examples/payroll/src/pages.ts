@@ -16,6 +16,7 @@ main { max-width: 760px; margin: 28px auto; padding: 0 20px; }
 button, .button { font: inherit; font-weight: 600; border-radius: 8px; padding: 10px 16px; border: 1px solid #5b3cc4; background: #5b3cc4; color: #fff; cursor: pointer; text-decoration: none; display: inline-block; }
 button.secondary { background: #fff; color: #5b3cc4; }
 .notice { background: #eef6ff; border: 1px solid #c7ddf7; padding: 10px 14px; border-radius: 8px; margin-bottom: 18px; }
+.notice.error-notice { background: #fdf2f1; border-color: #f3c4bf; color: #b42318; }
 .error { color: #b42318; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; }
 td, th { text-align: left; padding: 6px 4px; border-bottom: 1px solid #f0e8df; }
@@ -28,15 +29,20 @@ function layout(body: string): string {
 <title>Payroll Demo</title><style>${STYLE}</style></head><body><header>Payroll Demo</header><main>${body}</main></body></html>`;
 }
 
-const notice = (text?: string) => (text ? `<div class="notice" role="status">${escape(text)}</div>` : '');
+export interface Notice {
+  text: string;
+  error?: boolean;
+}
 
-export function homePage(message?: string): string {
+const notice = (n?: Notice) => (n ? `<div class="notice${n.error ? ' error-notice' : ''}" role="${n.error ? 'alert' : 'status'}">${escape(n.text)}</div>` : '');
+
+export function homePage(message?: Notice): string {
   return layout(`${notice(message)}<div class="card"><h1>Pay your team from your books</h1>
 <p>Payroll Demo reads your organisations and contacts from Ledgerly. You choose which organisations it may use, and you can disconnect it at any time.</p>
 <p><a class="button" id="connect" href="/connect">Connect to Ledgerly</a></p></div>`);
 }
 
-export function connectedPage(userName: string, organisations: OrganisationView[], message?: string): string {
+export function connectedPage(userName: string, organisations: OrganisationView[], message?: Notice): string {
   const orgs = organisations
     .map(
       (o) => `<section class="card org" data-tenant-id="${escape(o.tenantId)}"><h2 class="org-name">${escape(o.name)}</h2>
@@ -57,6 +63,7 @@ ${
     .join('');
   return layout(`${notice(message)}<p>Connected to Ledgerly${userName ? ` as <strong>${escape(userName)}</strong>` : ''}.</p>
 ${organisations.length === 0 ? '<div class="card"><p>No organisations are connected.</p><p><a class="button" href="/connect">Connect to Ledgerly</a></p></div>' : orgs}
+<p class="inline"><a class="button" href="/connect">Connect another organisation</a></p>
 <form method="post" action="/forget"><button class="secondary" type="submit">Sign out of Payroll Demo</button></form>`);
 }
 

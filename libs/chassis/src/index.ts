@@ -12,3 +12,4 @@ export * from './secrets.js';
 export * from './periodic-job.js';
 export * from './grpc-app.js';
 export * from './single-writer.js';
+export * from './text.js';

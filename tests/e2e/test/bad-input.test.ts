@@ -117,14 +117,15 @@ describe('the authorization endpoint', () => {
     expect(callback.searchParams.get('code')).toBeNull();
   });
 
-  it('keeps the user on the consent page when no organisation is ticked', async () => {
+  it('keeps the user on the consent page when no organisation is ticked (and none is connected yet)', async () => {
+    const fresh = await seed(t.grpc);
     const ua = new UserAgent();
     const origin = t.issuer;
     let { res } = await ua.follow(authorizeUrl({}), origin);
     const login = await res.text();
     const field = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)![1]!;
     ({ res } = await ua.follow(new URL('/login', origin), origin, {
-      form: new URLSearchParams({ flow: field(login, 'flow'), csrf: field(login, 'csrf'), email: s.user.email, password: s.user.password }),
+      form: new URLSearchParams({ flow: field(login, 'flow'), csrf: field(login, 'csrf'), email: fresh.user.email, password: fresh.user.password }),
     }));
     const consent = await res.text();
     const submit = await ua.request(new URL('/consent', origin), {
@@ -132,6 +133,21 @@ describe('the authorization endpoint', () => {
     });
     expect(submit.status).toBe(400);
     expect(await submit.text()).toContain('Choose at least one organisation');
+  });
+
+  it('shows organisations already connected as such on a new consent, and keeps them connected', async () => {
+    // The owner connected organisation 0 in beforeAll; this consent ticks nothing new.
+    const { consentPage, callback } = await authorizeInteractively(new UserAgent(), authorizeUrl({}), {
+      email: s.user.email,
+      password: s.user.password,
+      organisations: [],
+    });
+    expect(consentPage).toContain(`<input type="checkbox" id="org-${s.organisations[0].id}" value="${s.organisations[0].id}" checked disabled>`);
+    expect(consentPage).toContain('Already connected');
+    expect(consentPage).toContain(`name="organisation" value="${s.organisations[1].id}"`);
+    expect(callback.searchParams.get('code')).toBeTruthy();
+    const list = (await (await api('/connections', { tenant: null })).json()) as Array<{ tenantId: string }>;
+    expect(list.map((c) => c.tenantId)).toEqual([s.organisations[0].id]);
   });
 
   it('refuses a wrong password on the login page without saying which part was wrong', async () => {
@@ -152,18 +168,37 @@ describe('the authorization endpoint', () => {
     const login = await res.text();
     const flow = new RegExp('name="flow" value="([^"]*)"').exec(login)![1]!;
     // A browser without the binding cookie, and one with its own: neither may use the flow.
-    expect((await new UserAgent().request(new URL(`/login?flow=${flow}`, t.issuer))).status).toBe(400);
+    const bare = await new UserAgent().request(new URL(`/login?flow=${flow}`, t.issuer));
+    expect(bare.status).toBe(403);
+    expect(await bare.text()).toContain('started in another browser');
     const other = new UserAgent();
     await other.follow(authorizeUrl({}), t.issuer);
     expect(other.cookie(new URL(t.issuer).host, 'll_bb')).toBeTruthy();
     const stolen = await other.request(new URL(`/login?flow=${flow}`, t.issuer));
     expect(stolen.status).toBe(403);
-    expect(await stolen.text()).toContain('another browser');
+    expect(await stolen.text()).toContain('started in another browser');
+    // The right browser with a wrong anti-CSRF token: refused, and said so.
+    const forged = await ua.request(new URL('/login', t.issuer), {
+      form: new URLSearchParams({ flow, csrf: 'forged', email: s.user.email, password: s.user.password }),
+    });
+    expect(forged.status).toBe(403);
+    expect(await forged.text()).toContain('This form has expired');
+  });
+
+  it('answers prompt=none with login_required without a session, and refuses prompt=none combined with other values', async () => {
+    const none = await fetch(authorizeUrl({ prompt: 'none' }), { redirect: 'manual' });
+    expect(new URL(none.headers.get('location')!).searchParams.get('error')).toBe('login_required');
+    const mixed = await fetch(authorizeUrl({ prompt: 'none login' }), { redirect: 'manual' });
+    expect(new URL(mixed.headers.get('location')!).searchParams.get('error')).toBe('invalid_request');
+    const long = await fetch(authorizeUrl({ state: 'x'.repeat(2000) }), { redirect: 'manual' });
+    const location = new URL(long.headers.get('location')!);
+    expect(location.searchParams.get('error')).toBe('invalid_request');
+    expect(location.searchParams.get('state')).toBeNull();
   });
 });
 
 describe('sessions', () => {
-  it('reuses the sign-in session for the next authorization, and lets the person use another account', async () => {
+  it('reuses the sign-in session for the next authorization, and lets the person sign out and use another account', async () => {
     const other = await seed(t.grpc);
     const ua = new UserAgent();
     await authorizeInteractively(ua, authorizeUrl({}), { email: s.user.email, password: s.user.password, organisations: [s.organisations[0].id] });
@@ -172,9 +207,14 @@ describe('sessions', () => {
     expect(again.url.pathname).toBe('/consent');
     const consent = await again.res.text();
     expect(consent).toContain(s.user.email);
-    const switchLink = /href="(\/login\?flow=[^"]+&amp;switch=1)"/.exec(consent)![1]!.replace(/&amp;/g, '&');
-    const login = await ua.follow(new URL(switchLink, t.issuer), t.issuer);
+    const host = new URL(t.issuer).host;
+    expect(ua.cookie(host, 'll_session')).toBeTruthy();
+    const hidden = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(consent)![1]!;
+    // "Not you? Sign out" is a POST with the flow's anti-CSRF token; a forged one is refused.
+    expect((await ua.request(new URL('/logout', t.issuer), { form: new URLSearchParams({ flow: hidden('flow'), csrf: 'x' }) })).status).toBe(403);
+    const login = await ua.follow(new URL('/logout', t.issuer), t.issuer, { form: new URLSearchParams({ flow: hidden('flow'), csrf: hidden('csrf') }) });
     expect(login.url.pathname).toBe('/login');
+    expect(ua.cookie(host, 'll_session')).toBeUndefined();
     const page = await login.res.text();
     const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(page)![1]!;
     const after = await ua.follow(new URL('/login', t.issuer), t.issuer, {
@@ -318,6 +358,26 @@ describe('the accounting API', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ Title: 'NotFound', Status: 404 });
     expect((await api('/api.xro/2.0/Nope')).status).toBe(404);
+    const wrongMethod = await api('/api.xro/2.0/Contacts', { method: 'DELETE' });
+    expect(wrongMethod.status).toBe(405);
+    expect(await wrongMethod.json()).toMatchObject({ Title: 'MethodNotAllowed', Status: 405 });
+    const getToken = await fetch(new URL('/token', t.issuer));
+    expect(getToken.status).toBe(405);
+    expect(await getToken.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('accepts the xero-tenant-id in any case, refuses compressed bodies with 415, and control or bidi characters in names', async () => {
+    expect((await api('/api.xro/2.0/Contacts', { tenant: s.organisations[0].id.toUpperCase() })).status).toBe(200);
+    const gz = await fetch(new URL('/api.xro/2.0/Contacts', t.issuer), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${tokens.access_token}`, 'xero-tenant-id': s.organisations[0].id, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: '{}',
+    });
+    expect(gz.status).toBe(415);
+    const bidi = await api('/api.xro/2.0/Contacts', { method: 'PUT', body: JSON.stringify({ Contacts: [{ Name: 'Evil \u202Egnp.exe' }, { Name: 'Nul\u0000Byte' }] }) });
+    expect(bidi.status).toBe(400);
+    const body = (await bidi.json()) as { Elements: Array<{ ValidationErrors: Array<{ Message: string }> }> };
+    for (const element of body.Elements) expect(element.ValidationErrors[0]!.Message).toContain('bidirectional formatting characters');
   });
 
   it('refuses a scope the token does not have (403 insufficient_scope)', async () => {

@@ -70,7 +70,7 @@ describe('a third-party app connects to one organisation, end to end', () => {
     });
     // The pages are the platform's own, and name the app and what it asks for.
     expect(loginPage).toContain(s.client.name);
-    expect(consentPage).toContain(`${s.client.name} wants to connect`);
+    expect(consentPage).toContain(`<bdi>${s.client.name}</bdi> wants to connect`);
     expect(consentPage).toContain('View and manage your contacts');
     for (const org of s.organisations) {
       expect(consentPage).toMatch(new RegExp(`<input type="checkbox" id="(org-${org.id})" name="organisation" value="${org.id}"[^>]*>`));

@@ -1,3 +1,4 @@
+import { hasUnsafeText } from '@ledgerly/chassis';
 import { AddressType, ContactStatus, PhoneType, type Address, type Contact, type Phone } from '@ledgerly/proto/accounting/v1/accounting';
 
 /** At most this many contacts in one create call. */
@@ -68,12 +69,14 @@ const FIELD_NAMES: Record<string, string> = {
   phoneCountryCode: 'PhoneCountryCode',
 };
 
+/** Lengths, and no control or bidirectional formatting characters in any text field. */
 function checkLengths<T extends object>(value: T, limits: Limits<T>, errors: string[], where = ''): void {
   for (const [key, max] of Object.entries(limits) as Array<[keyof T & string, number]>) {
     const v = value[key];
-    if (typeof v === 'string' && v.length > max) {
-      errors.push(`${where}${FIELD_NAMES[key] ?? key} must not be more than ${max} characters long.`);
-    }
+    if (typeof v !== 'string') continue;
+    const field = `${where}${FIELD_NAMES[key] ?? key}`;
+    if (v.length > max) errors.push(`${field} must not be more than ${max} characters long.`);
+    if (hasUnsafeText(v)) errors.push(`${field} must not contain control characters or bidirectional formatting characters.`);
   }
 }
 

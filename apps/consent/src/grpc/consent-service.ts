@@ -121,7 +121,10 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       const scopes = flow.request.scopes;
       const wantsBooks = needsOrganisation(scopes);
       const tenantIds = wantsBooks ? [...new Set(req.tenantIds)] : [];
-      if (wantsBooks && tenantIds.length === 0) {
+      // Organisations already connected stay connected (disconnecting is its own,
+      // explicit step); a consent that adds none is fine if some are connected.
+      const existing = wantsBooks ? await connections.listLive(flow.userId, flow.request.clientId) : [];
+      if (wantsBooks && tenantIds.length === 0 && existing.length === 0) {
         throw new InvalidArgumentError('Choose at least one organisation', 'no_organisation');
       }
       // The user can only connect organisations they belong to.
@@ -162,7 +165,8 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
         }
       }
       deps.logger.info('Consent given', { userId: flow.userId, clientId: flow.request.clientId, tenants: tenantIds.length, authEventId });
-      return { flow: toFlow(consented), connections: made.map(toConnection) };
+      const untouched = existing.filter((c) => !tenantIds.includes(c.tenantId));
+      return { flow: toFlow(consented), connections: [...untouched, ...made].map(toConnection) };
     },
 
     rejectFlow: async (req) => {

@@ -44,7 +44,8 @@ export function requireBearer(deps: EdgeDeps): Middleware {
  */
 export function requireTenant(deps: EdgeDeps, operation: OperationName): Middleware {
   return async (ctx, next) => {
-    const tenantId = ctx.get('xero-tenant-id').trim();
+    // GUIDs compare case-insensitively (Xero's are lower-case; .NET SDKs may send upper-case).
+    const tenantId = ctx.get('xero-tenant-id').trim().toLowerCase();
     if (!tenantId) throw badRequest('The xero-tenant-id header is required: the id of a connected organisation (see GET /connections)');
     const c = caller(ctx);
     const decision = await checkTenantAccess({ claims: c.claims, tenantId, operation: OPERATIONS[operation], connections: deps.connections });

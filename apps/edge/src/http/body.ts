@@ -5,8 +5,14 @@ export class PayloadTooLarge extends EdgeError {
   readonly status = 413;
 }
 
-/** Reads the raw body, refusing more than `limit` bytes. */
+export class UnsupportedEncoding extends EdgeError {
+  readonly status = 415;
+}
+
+/** Reads the raw body, refusing more than `limit` bytes, and any Content-Encoding (gzip, …). */
 export async function readBody(ctx: Context, limit: number): Promise<string> {
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding && encoding !== 'identity') throw new UnsupportedEncoding(`Content-Encoding ${encoding} is not supported; send the body uncompressed`);
   const declared = Number(ctx.get('content-length') || '0');
   if (declared > limit) throw new PayloadTooLarge(`The body must be at most ${limit} bytes`);
   const chunks: Buffer[] = [];

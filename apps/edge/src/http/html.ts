@@ -21,6 +21,11 @@ function render(value: Interpolation): string {
   return escapeHtml(String(value));
 }
 
+/** Text from users (names of apps, organisations, people) isolated from the page's direction (Unicode bidi). */
+export function bdi(text: string): SafeHtml {
+  return html`<bdi>${text}</bdi>`;
+}
+
 /** A template whose every interpolation is escaped unless it is SafeHtml. */
 export function html(strings: TemplateStringsArray, ...values: Interpolation[]): SafeHtml {
   let out = strings[0] ?? '';

@@ -80,9 +80,10 @@ export function oauthJsonErrors(logger: Logger): Middleware {
       let err: OAuthError;
       if (raw instanceof OAuthError) err = raw;
       else if (raw instanceof RemoteError) err = oauthErrorFor(raw.reason, raw.details) ?? fromRemoteOAuth(raw, logger);
-      else if (raw instanceof PayloadTooLarge) {
+      else if (raw instanceof EdgeError && raw.expose) {
+        // A body the endpoint cannot read (too large, compressed): invalid_request with that status.
         err = new InvalidRequest(raw.message);
-        err.status = 413;
+        err.status = raw.status;
       }
       else {
         logUnexpected(logger, raw);
@@ -160,7 +161,7 @@ export function apiErrors(logger: Logger): Middleware {
       let problem: ApiProblem;
       if (raw instanceof ApiProblem) problem = raw;
       else if (raw instanceof RemoteError) problem = problemFromRemote(raw, logger);
-      else if (raw instanceof EdgeError && raw.expose) problem = new ApiProblem(raw.status, 'BadRequest', raw.message);
+      else if (raw instanceof EdgeError && raw.expose) problem = new ApiProblem(raw.status, STATUS_TITLES[raw.status] ?? 'BadRequest', raw.message);
       else {
         logUnexpected(logger, raw);
         problem = new ApiProblem(500, 'InternalServerError', 'An unexpected error occurred');
@@ -176,6 +177,8 @@ export function apiErrors(logger: Logger): Middleware {
     }
   };
 }
+
+const STATUS_TITLES: Record<number, string> = { 413: 'PayloadTooLarge', 415: 'UnsupportedMediaType' };
 
 /** A failed call to accounting or consent, as the API caller should see it. */
 function problemFromRemote(err: RemoteError, logger: Logger): ApiProblem {

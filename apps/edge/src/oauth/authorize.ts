@@ -4,7 +4,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { EdgeDeps } from '../deps.js';
 import { readFormParams, singleValued } from '../http/body.js';
 import { browserBinding, sessionToken } from '../http/cookies.js';
-import { ConsentRequired, InvalidRequest, InvalidScope, OAuthError, PageError, UnsupportedResponseType } from '../http/errors.js';
+import { ConsentRequired, InvalidRequest, InvalidScope, LoginRequired, OAuthError, PageError, UnsupportedResponseType } from '../http/errors.js';
 import { redirectToClient } from './redirect.js';
 
 /** What the authorization endpoint has established so far, step by step. */
@@ -17,6 +17,9 @@ interface AuthorizeState {
 }
 
 const state = (ctx: Context): AuthorizeState => ctx.state['authorize'] as AuthorizeState;
+
+/** Longest state and nonce accepted (and echoed). */
+const MAX_STATE = 1024;
 
 /**
  * GET (or POST) /authorize: the authorization code flow with PKCE (RFC 6749
@@ -47,10 +50,12 @@ function redirectErrorsToClient(deps: EdgeDeps): Middleware {
     } catch (err) {
       const s = ctx.state['authorize'] as AuthorizeState | undefined;
       if (err instanceof OAuthError && err.expose && s?.redirectUri) {
+        const state = s.params.get('state');
         redirectToClient(ctx, s.redirectUri, deps.config.issuer, {
           error: err.error,
           error_description: err.description,
-          state: s.params.get('state'),
+          // An over-long state is itself the error: do not echo it.
+          state: state && state.length <= MAX_STATE ? state : undefined,
         });
         return;
       }
@@ -130,12 +135,19 @@ async function checkPkce(ctx: Context, next: Next): Promise<void> {
 async function checkOtherParameters(ctx: Context, next: Next): Promise<void> {
   const { params } = state(ctx);
   for (const name of ['state', 'nonce']) {
-    if ((params.get(name)?.length ?? 0) > 1024) throw new InvalidRequest(`${name} must be at most 1024 characters`);
+    if ((params.get(name)?.length ?? 0) > MAX_STATE) throw new InvalidRequest(`${name} must be at most ${MAX_STATE} characters`);
   }
   if (params.has('request') || params.has('request_uri')) throw new InvalidRequest('Request objects are not supported');
   const prompt = (params.get('prompt') ?? '').split(' ').filter(Boolean);
-  // The user always sees the consent page, so prompt=none can never succeed.
-  if (prompt.includes('none')) throw new ConsentRequired('This app needs the user to consent (prompt=none is not possible)');
+  const known = ['none', 'login', 'consent', 'select_account'];
+  if (prompt.some((p) => !known.includes(p))) throw new InvalidRequest(`prompt must be made of ${known.join(', ')}`);
+  // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+  if (prompt.includes('none') && prompt.length > 1) throw new InvalidRequest('prompt=none cannot be combined with other values');
+  if (prompt.includes('none')) {
+    // Without a session the user would have to sign in; with one, they would still see the consent page.
+    if (!sessionToken(ctx)) throw new LoginRequired('The user is not signed in (prompt=none)');
+    throw new ConsentRequired('This app needs the user to consent (prompt=none is not possible)');
+  }
   const maxAge = params.get('max_age');
   if (maxAge !== undefined && !/^\d{1,9}$/.test(maxAge)) throw new InvalidRequest('max_age must be a number of seconds');
   await next();

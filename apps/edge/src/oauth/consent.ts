@@ -72,11 +72,14 @@ async function sendBack(deps: EdgeDeps, ctx: Context, flow: Flow, params: Record
 
 async function renderConsent(deps: EdgeDeps, flow: Flow, checked: string[], error?: string): Promise<string> {
   const scopes = flow.request!.scopes;
-  const [name, { user }, memberships] = await Promise.all([
+  const wantsBooks = needsOrganisation(scopes);
+  const [name, { user }, memberships, connected] = await Promise.all([
     appName(deps, flow.request!.clientId),
     deps.identity.getUser({ userId: flow.userId }),
-    needsOrganisation(scopes) ? deps.identity.listMemberships({ userId: flow.userId }) : Promise.resolve(null),
+    wantsBooks ? deps.identity.listMemberships({ userId: flow.userId }) : Promise.resolve(null),
+    wantsBooks ? deps.consent.listConnections({ userId: flow.userId, clientId: flow.request!.clientId }) : Promise.resolve(null),
   ]);
+  const alreadyConnected = new Set(connected?.connections.map((c) => c.tenantId) ?? []);
   return consentPage({
     platformName: deps.config.LEDGERLY_PLATFORM_NAME,
     appName: name,
@@ -92,6 +95,7 @@ async function renderConsent(deps: EdgeDeps, flow: Flow, checked: string[], erro
         name: m.organisationName,
         role: ROLE_LABELS[roleName(m.role)] ?? '',
         checked: checked.includes(m.organisationId),
+        connected: alreadyConnected.has(m.organisationId),
       })) ?? null,
     ...(error ? { error } : {}),
   });

@@ -12,6 +12,15 @@ export function expiredFlow(): PageError {
   return new PageError(400, 'This sign-in link has expired', 'Go back to the app and connect again.');
 }
 
+/** The page was opened in a browser that did not start the flow (e.g. a shared link). */
+export function otherBrowser(): PageError {
+  return new PageError(
+    403,
+    'Finish in the browser where you started',
+    'This sign-in page belongs to a request started in another browser. For your security, go back to the app in this browser and connect again.',
+  );
+}
+
 /** The flow was already answered (Allow or Deny); e.g. the browser's Back button. */
 export function answeredFlow(): PageError {
   return new PageError(400, 'You already answered this request', 'You can close this page, or go back to the app and connect again.');
@@ -25,7 +34,10 @@ export function flowPageError(err: unknown): unknown {
     case Status.FAILED_PRECONDITION:
       return expiredFlow();
     case Status.PERMISSION_DENIED:
-      return new PageError(403, 'This page was opened in another browser', 'For your security, finish connecting in the browser where you started, or go back to the app and connect again.');
+      if (err.reason === 'csrf_mismatch') {
+        return new PageError(403, 'This form has expired', 'The page was open too long or in another tab. Go back, reload the page and try again.');
+      }
+      return otherBrowser();
     case Status.UNAUTHENTICATED:
       return new PageError(401, 'Please sign in again', 'Your session ended. Go back to the app and connect again.');
     default:
@@ -36,7 +48,8 @@ export function flowPageError(err: unknown): unknown {
 /** The flow named by ?flow= (or the form), guarded by this browser's binding cookie. */
 export async function loadFlow(deps: EdgeDeps, ctx: Context, flowId: string | undefined): Promise<Flow> {
   const binding = existingBrowserBinding(ctx);
-  if (!flowId || !binding) throw expiredFlow();
+  if (!flowId) throw expiredFlow();
+  if (!binding) throw otherBrowser();
   try {
     return (await deps.consent.getFlow({ flowId, browserBinding: binding })).flow!;
   } catch (err) {

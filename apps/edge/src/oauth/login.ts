@@ -3,7 +3,9 @@ import { FlowState, type Flow } from '@ledgerly/proto/consent/v1/consent';
 import type { Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
 import { readForm } from '../http/body.js';
-import { existingBrowserBinding, setSessionCookie } from '../http/cookies.js';
+import { clearSessionCookie, existingBrowserBinding, sessionToken, setSessionCookie } from '../http/cookies.js';
+import { PageError } from '../http/errors.js';
+import { constantTimeEqual } from '@ledgerly/chassis';
 import { loginPage } from '../views/login-page.js';
 import { appName, flowPageError, loadFlow, redirectForState, sendPage } from './flow-pages.js';
 import { seeOther } from './redirect.js';
@@ -57,5 +59,25 @@ export function submitLogin(deps: EdgeDeps): Middleware {
       throw flowPageError(err);
     }
     seeOther(ctx, `/consent?flow=${encodeURIComponent(flow.id)}`);
+  };
+}
+
+/**
+ * POST /logout (from the consent page's "Not you? Sign out"): ends the
+ * platform session in this browser, then asks for a sign-in on the same flow.
+ * A form with the flow's anti-CSRF token, never a GET, so no other site can
+ * sign a person out.
+ */
+export function submitLogout(deps: EdgeDeps): Middleware {
+  return async (ctx) => {
+    const form = await readForm(ctx);
+    const flow = await loadFlow(deps, ctx, form.get('flow'));
+    if (!constantTimeEqual(form.get('csrf') ?? '', flow.csrfToken)) {
+      throw new PageError(403, 'This form has expired', 'The page was open too long or in another tab. Go back, reload the page and try again.');
+    }
+    const token = sessionToken(ctx);
+    if (token) await deps.identity.endSession({ sessionToken: token });
+    clearSessionCookie(ctx, deps.config.secureCookies);
+    seeOther(ctx, `/login?flow=${encodeURIComponent(flow.id)}&switch=1`);
   };
 }

@@ -1,4 +1,4 @@
-import { html } from '../http/html.js';
+import { bdi, html } from '../http/html.js';
 import { page } from './layout.js';
 
 export interface LoginView {
@@ -15,7 +15,7 @@ export function loginPage(view: LoginView): string {
     platformName: view.platformName,
     title: 'Sign in',
     body: html`<h1>Sign in to ${view.platformName}</h1>
-<p class="lead">to continue to <strong>${view.appName}</strong></p>
+<p class="lead">to continue to <strong>${bdi(view.appName)}</strong></p>
 ${view.error ? html`<div class="alert" role="alert">${view.error}</div>` : ''}
 <form method="post" action="/login" autocomplete="on">
 <input type="hidden" name="flow" value="${view.flowId}">
@@ -26,6 +26,6 @@ ${view.error ? html`<div class="alert" role="alert">${view.error}</div>` : ''}
 <input id="password" name="password" type="password" autocomplete="current-password" required ${view.email ? html`autofocus` : ''}>
 <div class="actions"><button class="primary" type="submit">Sign in</button></div>
 </form>
-<p class="fine">You are signing in on ${view.platformName}'s own page. ${view.appName} never sees your password.</p>`,
+<p class="fine">You are signing in on ${view.platformName}'s own page. ${bdi(view.appName)} never sees your password.</p>`,
   });
 }

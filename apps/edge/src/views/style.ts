@@ -28,6 +28,9 @@ fieldset.orgs legend { font-size: 14px; text-transform: uppercase; letter-spacin
 .org input { width: 18px; height: 18px; accent-color: var(--brand); }
 .org .role { margin-left: auto; color: var(--muted); font-size: 13px; }
 .who { color: var(--muted); font-size: 14px; margin-top: 18px; }
+button.link { flex: none; display: inline; padding: 0; border: 0; background: none; color: var(--brand); font-weight: 600; font-size: inherit; text-decoration: underline; cursor: pointer; }
+fieldset.orgs legend, h2 { margin-top: 26px; }
+.org.connected { background: #f6faf8; }
 .fine { color: var(--muted); font-size: 13px; margin-top: 16px; }
 code { background: #f1f3f6; padding: 1px 5px; border-radius: 5px; font-size: 13px; }
 `;

@@ -1,4 +1,5 @@
 import {
+  hasUnsafeText,
   implement,
   InvalidArgumentError,
   NotFoundError,
@@ -26,6 +27,7 @@ export interface IdentityDeps {
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const UNSAFE_NAME = 'The name must not contain control characters or bidirectional formatting characters';
 /** The same answer, whichever part was wrong (no account enumeration). */
 const BAD_CREDENTIALS = 'The email or password is incorrect';
 
@@ -34,9 +36,10 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
   return implement(IdentityServiceDefinition, {
     createUser: async (req) => {
       const email = req.email.trim();
-      if (!EMAIL.test(email) || email.length > 254) throw new InvalidArgumentError('A valid email address is required', 'invalid_email');
+      if (!EMAIL.test(email) || email.length > 254 || hasUnsafeText(email)) throw new InvalidArgumentError('A valid email address is required', 'invalid_email');
       const name = req.name.trim();
       if (name.length < 1 || name.length > 100) throw new InvalidArgumentError('A name of 1 to 100 characters is required', 'invalid_name');
+      if (hasUnsafeText(name)) throw new InvalidArgumentError(UNSAFE_NAME, 'invalid_name');
       checkPasswordPolicy(req.password);
       const user = await users.create({ email, name, passwordHash: await hashPassword(req.password) });
       deps.logger.info('User created', { userId: user._id });
@@ -52,7 +55,11 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
     verifyPassword: async (req) => {
       const user = req.email ? await users.findByEmail(req.email) : null;
       const ok = await verifyPassword(user?.passwordHash, req.password);
-      if (!ok || !user || user.disabled) throw new UnauthenticatedError(BAD_CREDENTIALS, 'invalid_credentials');
+      if (!ok || !user || user.disabled) {
+        // An audit line for failed sign-ins: the user when known, never the email or the password.
+        deps.logger.warn('Password check failed', { userId: user?._id ?? null, reason: !user ? 'unknown_user' : user.disabled ? 'disabled' : 'wrong_password' });
+        throw new UnauthenticatedError(BAD_CREDENTIALS, 'invalid_credentials');
+      }
       return { user: toUser(user) };
     },
 
@@ -79,6 +86,7 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
     createOrganisation: async (req) => {
       const name = req.name.trim();
       if (name.length < 1 || name.length > 255) throw new InvalidArgumentError('A name of 1 to 255 characters is required', 'invalid_name');
+      if (hasUnsafeText(name)) throw new InvalidArgumentError(UNSAFE_NAME, 'invalid_name');
       const countryCode = (req.countryCode || 'NZ').toUpperCase();
       const baseCurrency = (req.baseCurrency || 'NZD').toUpperCase();
       if (!/^[A-Z]{2}$/.test(countryCode)) throw new InvalidArgumentError('country_code must be ISO 3166-1 alpha-2, e.g. NZ');

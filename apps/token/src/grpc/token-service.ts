@@ -1,6 +1,7 @@
 import { isKnownScope } from '@ledgerly/access';
 import {
   FailedPreconditionError,
+  hasUnsafeText,
   implement,
   InvalidArgumentError,
   isRemoteError,
@@ -44,6 +45,8 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
     createClient: async (req) => {
       const name = req.name.trim();
       if (name.length < 1 || name.length > 100) throw new InvalidArgumentError('A name of 1 to 100 characters is required', 'invalid_name');
+      // Users read this name on the consent page: no controls, no bidi tricks.
+      if (hasUnsafeText(name)) throw new InvalidArgumentError('The name must not contain control characters or bidirectional formatting characters', 'invalid_name');
       if (req.redirectUris.length < 1 || req.redirectUris.length > 20) {
         throw new InvalidArgumentError('Between 1 and 20 redirect URIs are required', 'invalid_redirect_uri');
       }
