@@ -1,5 +1,5 @@
 import { apiAudience } from '@ledgerly/access';
-import { grpcServiceConfig, httpUrl, loadConfig, peerAddress } from '@ledgerly/chassis';
+import { grpcServiceConfig, httpUrl, loadConfig, milliseconds, peerAddress } from '@ledgerly/chassis';
 
 export const configShape = {
   ...grpcServiceConfig('accounting', 50054),
@@ -8,6 +8,8 @@ export const configShape = {
   LEDGERLY_TOKEN_ADDR: peerAddress('127.0.0.1:50053'),
   /** The issuer access tokens must come from. */
   LEDGERLY_ISSUER: httpUrl('http://localhost:3000'),
+  /** How long the event feed may be unhealthy before access is checked synchronously (docs/security.md). */
+  LEDGERLY_FEED_STALE_MS: milliseconds(2000),
 };
 
 export type AccountingConfig = ReturnType<typeof loadAccountingConfig>;

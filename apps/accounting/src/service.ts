@@ -1,4 +1,4 @@
-import { AccessTokenVerifier, connectionViewOf, followEvents, membershipViewOf } from '@ledgerly/access';
+import { startAccessChecks } from '@ledgerly/access';
 import { createClient, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
@@ -22,17 +22,19 @@ export const accounting: ServiceDefinitionOptions<AccountingConfig> = {
       const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
       const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
       runtime.onStop('clients', () => (identity.close(), consent.close(), token.close()));
-      const verifier = new AccessTokenVerifier({
+      const access = await startAccessChecks({
+        token,
+        consent,
+        identity,
+        events,
         issuer: config.LEDGERLY_ISSUER,
         audience: config.audience,
-        fetchJwks: async () => JSON.parse((await token.getJwks({})).jwksJson),
+        staleAfterMs: config.LEDGERLY_FEED_STALE_MS,
       });
-      const connections = connectionViewOf(consent);
-      const memberships = membershipViewOf(identity);
-      const subscription = await followEvents(events, [connections, memberships]);
+      const subscription = access.subscription;
       runtime.onStop('event subscription', () => subscription.stop());
-      runtime.onStop('view sweeper', startPeriodicJob('views', 60_000, async () => (connections.sweep(), 0), logger));
-      const guard = new PrincipalGuard(verifier, connections, memberships);
+      runtime.onStop('view sweeper', startPeriodicJob('views', 60_000, async () => (access.sweep(), 0), logger));
+      const guard = new PrincipalGuard(access.guard);
       return {
         services: [accountingService({ guard, organisations, contacts, identity, logger })],
         ready: subscription.caughtUp,

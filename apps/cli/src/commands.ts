@@ -74,6 +74,7 @@ function clientJson(c: Client, secret?: string) {
     token_endpoint_auth_method: c.tokenEndpointAuthMethod,
     grant_types: c.grantTypes,
     created_at: c.createdAt?.toISOString(),
+    ...(c.suspendedAt ? { suspended_at: c.suspendedAt.toISOString() } : {}),
   };
 }
 
@@ -199,6 +200,57 @@ export const COMMANDS: Command[] = [
     run: async (services, o) => {
       const uris = o['redirect-uri'];
       return seedDemo(services, str(o, 'state'), Array.isArray(uris) ? uris.map(String) : []);
+    },
+  },
+  {
+    words: ['user', 'disable'],
+    summary: 'Stop a user: no sign-in, sessions ended, every token issued for them refused everywhere at once',
+    options: { id: { type: 'string', required: true, description: 'User id' } },
+    run: async ({ identity }, o) => {
+      const { user } = await identity.disableUser({ userId: str(o, 'id') });
+      return { id: user!.id, disabled: user!.disabled, disabled_at: user!.disabledAt?.toISOString() };
+    },
+  },
+  {
+    words: ['user', 'enable'],
+    summary: 'Let a disabled user sign in again (tokens issued before they were disabled stay refused)',
+    options: { id: { type: 'string', required: true, description: 'User id' } },
+    run: async ({ identity }, o) => {
+      const { user } = await identity.enableUser({ userId: str(o, 'id') });
+      return { id: user!.id, disabled: user!.disabled };
+    },
+  },
+  {
+    words: ['client', 'suspend'],
+    summary: "The kill switch for an app: all its tokens refused everywhere at once, no new ones issued",
+    options: { id: { type: 'string', required: true, description: 'client_id' } },
+    run: async ({ token }, o) => clientJson((await token.suspendClient({ clientId: str(o, 'id') })).client!),
+  },
+  {
+    words: ['client', 'reinstate'],
+    summary: 'Lift a suspension (tokens issued before it stay refused)',
+    options: { id: { type: 'string', required: true, description: 'client_id' } },
+    run: async ({ token }, o) => clientJson((await token.reinstateClient({ clientId: str(o, 'id') })).client!),
+  },
+  {
+    words: ['grant', 'revoke'],
+    summary: "Withdraw a user's whole authorization of an app: every organisation, token and refresh token",
+    options: {
+      user: { type: 'string', required: true, description: 'User id' },
+      client: { type: 'string', required: true, description: 'client_id' },
+    },
+    run: async ({ consent }, o) => {
+      const { grant } = await consent.revokeGrant({ userId: str(o, 'user'), clientId: str(o, 'client') });
+      return { id: grant!.id, user_id: grant!.userId, client_id: grant!.clientId, revoked_at: grant!.revokedAt?.toISOString() };
+    },
+  },
+  {
+    words: ['key', 'rotate'],
+    summary: 'Sign tokens with a new key from now on; older keys stay published until their tokens expire',
+    options: {},
+    run: async ({ token }) => {
+      const { keyId, retiredKeyIds } = await token.rotateSigningKey({});
+      return { key_id: keyId, still_published: retiredKeyIds };
     },
   },
 ];

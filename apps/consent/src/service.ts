@@ -1,8 +1,7 @@
-import { createClient, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { createClient, Outbox, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { loadConsentConfig, type ConsentConfig } from './config.js';
-import { RevocationRelay } from './events/revocation-relay.js';
-import { consentService } from './grpc/consent-service.js';
+import { applyConsentEvent, consentService } from './grpc/consent-service.js';
 import { ConnectionStore } from './store/connections.js';
 import { FlowStore } from './store/flows.js';
 
@@ -14,12 +13,13 @@ export const consent: ServiceDefinitionOptions<ConsentConfig> = {
     startGrpcApp(runtime, config, async ({ db, events, logger }) => {
       const flows = new FlowStore(db);
       const connections = new ConnectionStore(db);
-      await Promise.all([flows.ensureIndexes(), connections.ensureIndexes()]);
+      const outbox = new Outbox({ db, events, logger, apply: applyConsentEvent(connections) });
+      await Promise.all([flows.ensureIndexes(), connections.ensureIndexes(), outbox.ensureIndexes()]);
       const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
       runtime.onStop('identity client', () => identity.close());
-      const relay = new RevocationRelay(connections, events, logger);
-      runtime.onStop('revocation relay', startPeriodicJob('revocation relay', 1000, () => relay.relayPending(), logger));
+      runtime.onStop('outbox relay', startPeriodicJob('outbox relay', 1000, () => outbox.relayPending(), logger));
+      runtime.onStop('outbox sweeper', startPeriodicJob('outbox sweeper', 3_600_000, () => outbox.sweepPublished(), logger));
       runtime.onStop('flow sweeper', startPeriodicJob('flows', 60_000, () => flows.sweepExpired(), logger));
-      return { services: [consentService({ config, flows, connections, identity, events, relay, logger })] };
+      return { services: [consentService({ config, flows, connections, identity, outbox, logger })] };
     }),
 };

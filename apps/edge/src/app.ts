@@ -9,6 +9,7 @@ import { authorize } from './oauth/authorize.js';
 import { showConsent, submitConsent } from './oauth/consent.js';
 import { discovery, jwks } from './oauth/discovery.js';
 import { showLogin, submitLogin, submitLogout } from './oauth/login.js';
+import { revokeEndpoint } from './oauth/revoke.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { STYLESHEET } from './views/style.js';
 
@@ -45,6 +46,7 @@ export function createApp(deps: EdgeDeps): Koa {
   router.post('/consent', pages, submitConsent(deps));
   router.post('/logout', pages, submitLogout(deps));
   router.post('/token', oauth, tokenEndpoint(deps));
+  router.post('/revoke', oauth, revokeEndpoint(deps));
 
   // Xero identity API: connections
   router.get('/connections', api, bearer, listConnections(deps));

@@ -1,4 +1,4 @@
-import type { AccessTokenVerifier, ConnectionView } from '@ledgerly/access';
+import type { AccessGuard } from '@ledgerly/access';
 import type { Logger, PromiseClient } from '@ledgerly/chassis';
 import type { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import type { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
@@ -15,8 +15,8 @@ export interface EdgeDeps {
   consent: PromiseClient<typeof ConsentServiceDefinition>;
   token: PromiseClient<typeof TokenServiceDefinition>;
   accounting: PromiseClient<typeof AccountingServiceDefinition>;
-  verifier: AccessTokenVerifier;
-  connections: ConnectionView;
+  /** Token verification, revocations, connections and scopes (libs/access). */
+  access: AccessGuard;
   clients: ClientDirectory;
   /** False until the event views have caught up; the edge serves nothing before. */
   isReady: () => boolean;

@@ -1,4 +1,4 @@
-import { AccessTokenVerifier, connectionViewOf, followEvents } from '@ledgerly/access';
+import { startAccessChecks } from '@ledgerly/access';
 import { createClient, EventBus, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
@@ -24,16 +24,20 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
     const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { deadlineMs: 5_000 });
     runtime.onStop('clients', () => [identity, consent, token, accounting].forEach((c) => c.close()));
 
-    const verifier = new AccessTokenVerifier({
+    const clients = new ClientDirectory(token);
+    const access = await startAccessChecks({
+      token,
+      consent,
+      events,
       issuer: config.issuer,
       audience: config.audience,
-      fetchJwks: async () => JSON.parse((await token.getJwks({})).jwksJson),
+      staleAfterMs: config.LEDGERLY_FEED_STALE_MS,
+      alsoFeed: [clients],
     });
-    const connections = connectionViewOf(consent);
     let ready = false;
-    const subscription = await followEvents(events, [connections]);
+    const subscription = access.subscription;
     runtime.onStop('event subscription', () => subscription.stop());
-    runtime.onStop('view sweeper', startPeriodicJob('views', 60_000, async () => (connections.sweep(), 0), logger));
+    runtime.onStop('view sweeper', startPeriodicJob('views', 60_000, async () => (access.sweep(), 0), logger));
 
     const app = createApp({
       config,
@@ -42,9 +46,8 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
       consent,
       token,
       accounting,
-      verifier,
-      connections,
-      clients: new ClientDirectory(token),
+      access: access.guard,
+      clients,
       isReady: () => ready,
     });
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000, keepAliveTimeout: 5_000 }, app.callback());

@@ -1,14 +1,15 @@
-import { ACCESS_TOKEN_TTL_SECONDS } from '@ledgerly/access';
-import { createClient, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { ACCESS_TOKEN_TTL_SECONDS, AccessTokenVerifier } from '@ledgerly/access';
+import { createClient, Outbox, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { loadTokenConfig, type TokenConfig } from './config.js';
 import { SigningKeys } from './domain/signing-keys.js';
 import { TokenIssuer } from './domain/token-issuer.js';
-import { tokenService } from './grpc/token-service.js';
+import { applyTokenEvent, tokenService } from './grpc/token-service.js';
 import { ClientStore } from './store/clients.js';
 import { CodeStore } from './store/codes.js';
 import { RefreshTokenStore } from './store/refresh-tokens.js';
+import { RevokedTokenStore } from './store/revoked-tokens.js';
 import { SigningKeyStore } from './store/signing-keys.js';
 
 export const token: ServiceDefinitionOptions<TokenConfig> = {
@@ -16,10 +17,11 @@ export const token: ServiceDefinitionOptions<TokenConfig> = {
   config: loadTokenConfig,
   logLevel: (config) => config.LEDGERLY_LOG_LEVEL,
   start: (config, runtime) =>
-    startGrpcApp(runtime, config, async ({ db, logger }) => {
+    startGrpcApp(runtime, config, async ({ db, events, logger }) => {
       const clients = new ClientStore(db);
       const codes = new CodeStore(db);
       const refreshTokens = new RefreshTokenStore(db);
+      const revokedTokens = new RevokedTokenStore(db);
       await Promise.all([codes.ensureIndexes(), refreshTokens.ensureIndexes()]);
       const maxLifetimeMs = Math.max(config.LEDGERLY_ACCESS_TOKEN_TTL_SECONDS, ACCESS_TOKEN_TTL_SECONDS) * 1000 + 5 * 60_000;
       const keys = new SigningKeys(new SigningKeyStore(db), maxLifetimeMs, logger);
@@ -31,6 +33,15 @@ export const token: ServiceDefinitionOptions<TokenConfig> = {
       runtime.onStop('code sweeper', startPeriodicJob('codes', 60_000, () => codes.sweepExpired(), logger));
       runtime.onStop('refresh token sweeper', startPeriodicJob('refresh tokens', 3_600_000, () => refreshTokens.sweepExpired(), logger));
       const issuer = new TokenIssuer(config, keys, refreshTokens, identity);
-      return { services: [tokenService({ config, clients, codes, refreshTokens, keys, issuer, consent, logger })] };
+      const outbox = new Outbox({ db, events, logger, apply: applyTokenEvent({ clients, revokedTokens, keys }) });
+      await outbox.ensureIndexes();
+      runtime.onStop('outbox relay', startPeriodicJob('outbox relay', 1000, () => outbox.relayPending(), logger));
+      runtime.onStop('outbox sweeper', startPeriodicJob('outbox sweeper', 3_600_000, () => outbox.sweepPublished(), logger));
+      runtime.onStop('revoked token sweeper', startPeriodicJob('revoked tokens', 60_000, () => revokedTokens.sweepExpired(), logger));
+      // Our own access tokens, verified against our own keys (RFC 7009 revocation).
+      const ownTokens = new AccessTokenVerifier({ issuer: config.LEDGERLY_ISSUER, audience: config.audience, fetchJwks: async () => keys.publicJwks(), jwksMaxAgeMs: 5_000 });
+      return {
+        services: [tokenService({ config, clients, codes, refreshTokens, revokedTokens, keys, issuer, consent, identity, outbox, ownTokens, logger })],
+      };
     }),
 };

@@ -148,6 +148,11 @@ export class AccessTokenVerifier {
     return this.keySet!;
   }
 
+  /** Makes the next verification fetch the JWK Set first (a key was rotated). */
+  refreshSoon(): void {
+    this.fetchedAt = 0;
+  }
+
   private refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {

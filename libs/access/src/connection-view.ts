@@ -75,6 +75,17 @@ export class ConnectionView {
     return classify(revokedAt, claims);
   }
 
+  /**
+   * Asks the consent service now, trusting no cached answer (for when the
+   * event feed is stale). Tombstones still apply: they only ever refuse.
+   */
+  async statusNow(claims: AccessTokenClaims, tenantId: string): Promise<ConnectionStatus> {
+    const result = await this.options.check(claims.userId, claims.clientId, tenantId);
+    const tombstone = result.connectionId ? this.tombstones.get(result.connectionId) : undefined;
+    if (result.connectionId && tombstone === undefined) return 'live';
+    return classify(Math.max(result.lastRevokedAt ?? 0, tombstone ?? 0), claims);
+  }
+
   /** Applies a platform event; others are ignored. Idempotent. */
   apply(event: Event): void {
     const payload = event.payload;

@@ -36,6 +36,11 @@ export class MembershipView {
     return role;
   }
 
+  /** Asks the identity service now, trusting no cached answer (for when the event feed is stale). */
+  roleNow(userId: string, organisationId: string): Promise<Role> {
+    return this.options.lookup(userId, organisationId);
+  }
+
   apply(event: Event): void {
     if (event.payload?.$case === 'membershipChanged') {
       const { userId, organisationId } = event.payload.value;

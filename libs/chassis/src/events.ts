@@ -26,6 +26,11 @@ export const EVENT_NAMES: Readonly<Record<EventType, string>> = {
   connectionCreated: 'connection.created',
   connectionRevoked: 'connection.revoked',
   membershipChanged: 'membership.changed',
+  grantRevoked: 'grant.revoked',
+  tokenRevoked: 'token.revoked',
+  clientSuspended: 'client.suspended',
+  userDisabled: 'user.disabled',
+  signingKeyRotated: 'signing_key.rotated',
 };
 
 export function eventSubject(type: EventType): string {
@@ -56,18 +61,69 @@ export interface EventSubscription {
 }
 
 /**
+ * Whether this instance can trust its event-fed views: connected to NATS, and
+ * caught up with the stream (at start, and again after every reconnect).
+ */
+export interface FeedHealth {
+  healthy(): boolean;
+  /** Milliseconds the feed has been unhealthy (0 while healthy). */
+  unhealthyForMs(): number;
+}
+
+/**
  * Publishes and consumes platform events through JetStream. Every instance
  * consumes through its own ordered consumer, so every instance of every
  * service sees every event, and one that was down replays what it missed.
  */
-export class EventBus {
+export class EventBus implements FeedHealth {
+  private connected = true;
+  /** Whether the subscription has handled everything the stream held when last checked. */
+  private caughtUp = false;
+  private subscribed = false;
+  private unhealthySince: number | null = Date.now();
+  private lastHandledSeq = 0;
+
   private constructor(
     readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly logger: Logger,
-    private readonly source: string,
+    readonly source: string,
   ) {}
+
+  healthy(): boolean {
+    return this.connected && (!this.subscribed || this.caughtUp);
+  }
+
+  unhealthyForMs(): number {
+    return this.unhealthySince === null ? 0 : Date.now() - this.unhealthySince;
+  }
+
+  private updateHealth(): void {
+    const healthy = this.healthy();
+    if (healthy && this.unhealthySince !== null) {
+      this.logger.info('Event feed healthy', { afterMs: Date.now() - this.unhealthySince });
+      this.unhealthySince = null;
+    } else if (!healthy && this.unhealthySince === null) {
+      this.logger.warn('Event feed unhealthy', { connected: this.connected, caughtUp: this.caughtUp });
+      this.unhealthySince = Date.now();
+    }
+  }
+
+  /** After a reconnect: caught up again once everything stored meanwhile is handled. */
+  private async recheckCaughtUp(): Promise<void> {
+    if (!this.subscribed) return;
+    try {
+      const lastSeq = (await this.jsm.streams.info(EVENT_STREAM)).state.last_seq;
+      this.pendingUntilSeq = lastSeq;
+      if (this.lastHandledSeq >= lastSeq) this.caughtUp = true;
+    } catch (err) {
+      this.logger.warn('Could not check the event stream after reconnecting', { err });
+    }
+    this.updateHealth();
+  }
+
+  private pendingUntilSeq = 0;
 
   static async connect(options: EventBusOptions): Promise<EventBus> {
     const logger = options.logger.child({ component: 'events' });
@@ -78,16 +134,26 @@ export class EventBus {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       waitOnFirstConnect: false,
+      // Notice a silent server (a partition) within about 2 s, not the default 4 minutes.
+      pingInterval: 1000,
+      maxPingOut: 2,
     });
+    const jsm = await nc.jetstreamManager();
+    const bus = new EventBus(nc, nc.jetstream(), jsm, logger, options.name);
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
-          logger.warn('NATS connection status', { status: s.type });
+        if (s.type === 'disconnect' || s.type === 'staleConnection') {
+          logger.warn('NATS connection lost', { status: s.type });
+          bus.connected = false;
+          bus.caughtUp = false;
+          bus.updateHealth();
+        } else if (s.type === 'reconnect') {
+          logger.info('NATS reconnected');
+          bus.connected = true;
+          void bus.recheckCaughtUp();
         }
       }
     })();
-    const jsm = await nc.jetstreamManager();
-    const bus = new EventBus(nc, nc.jetstream(), jsm, logger, options.name);
     await bus.ensureStream(options.replicas ?? 1);
     logger.info('NATS connected', { stream: EVENT_STREAM });
     return bus;
@@ -118,17 +184,27 @@ export class EventBus {
     }
   }
 
-  /** Publishes an event and waits for JetStream to store it. */
+  /**
+   * Publishes an event and waits for JetStream to store it. State changes
+   * that others must learn about go through an Outbox instead, which makes
+   * sure the event is delivered even if this fails.
+   */
   async publish(payload: DeepPartial<EventPayload> & { $case: EventType }, id: string = randomUUID()): Promise<Event> {
     const event = Event.fromPartial({ id, occurredAt: new Date(), source: this.source, payload } as never);
-    const subject = eventSubject(payload.$case);
-    await this.js.publish(subject, Event.encode(event).finish(), {
+    await this.publishEvent(event);
+    return event;
+  }
+
+  /** Publishes a built event (its id is the JetStream de-duplication id). */
+  async publishEvent(event: Event): Promise<void> {
+    const type = event.payload?.$case;
+    if (!type) throw new TypeError('An event needs a payload');
+    await this.js.publish(eventSubject(type), Event.encode(event).finish(), {
       msgID: event.id,
       expect: { streamName: EVENT_STREAM },
       timeout: 2000,
     });
-    this.logger.debug('Event published', { type: EVENT_NAMES[payload.$case], eventId: event.id });
-    return event;
+    this.logger.debug('Event published', { type: EVENT_NAMES[type], eventId: event.id });
   }
 
   /**
@@ -138,8 +214,15 @@ export class EventBus {
   async subscribe(options: SubscribeOptions): Promise<EventSubscription> {
     const stream = await this.jsm.streams.info(EVENT_STREAM);
     const lastSeq = stream.state.last_seq;
-    let markCaughtUp!: () => void;
-    const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+    this.subscribed = true;
+    this.pendingUntilSeq = lastSeq;
+    let resolveCaughtUp!: () => void;
+    const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
+    const markCaughtUp = () => {
+      this.caughtUp = true;
+      this.updateHealth();
+      resolveCaughtUp();
+    };
     if (lastSeq === 0) {
       markCaughtUp();
     } else {
@@ -150,7 +233,7 @@ export class EventBus {
       deliver_policy: DeliverPolicy.StartTime,
       opt_start_time: options.since.toISOString(),
     });
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 512, idle_heartbeat: 1000 });
     const seen = new BoundedSet(200_000);
     const done = (async () => {
       for await (const m of messages) {
@@ -163,7 +246,19 @@ export class EventBus {
         } catch (err) {
           this.logger.error('Event handler failed', { err, seq: m.seq, subject: m.subject });
         }
+        this.lastHandledSeq = Math.max(this.lastHandledSeq, m.seq);
         if (m.seq >= lastSeq) markCaughtUp();
+        else if (!this.caughtUp && this.connected && m.seq >= this.pendingUntilSeq) markCaughtUp();
+      }
+    })();
+    void (async () => {
+      for await (const status of await messages.status()) {
+        if (status.type === 'heartbeats_missed') {
+          this.logger.warn('Event stream heartbeats missed', { missed: status.data });
+          this.caughtUp = false;
+          this.updateHealth();
+          void this.recheckCaughtUp();
+        }
       }
     })();
     return {

@@ -13,3 +13,4 @@ export * from './periodic-job.js';
 export * from './grpc-app.js';
 export * from './single-writer.js';
 export * from './text.js';
+export * from './outbox.js';

@@ -10,17 +10,17 @@ import {
   sha256,
   Status,
   UnauthenticatedError,
-  type EventBus,
   type Logger,
+  type Outbox,
   type PromiseClient,
   type ServiceImplementation,
 } from '@ledgerly/chassis';
-import { ConsentServiceDefinition, FlowState, type Connection, type Flow } from '@ledgerly/proto/consent/v1/consent';
+import { ConsentServiceDefinition, FlowState, type Connection, type Flow, type Grant } from '@ledgerly/proto/consent/v1/consent';
+import type { Event } from '@ledgerly/proto/events/v1/events';
 import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { randomUUID } from 'node:crypto';
 import type { ConsentConfig } from '../config.js';
-import type { RevocationRelay } from '../events/revocation-relay.js';
-import type { ConnectionDoc, ConnectionStore } from '../store/connections.js';
+import type { ConnectionDoc, ConnectionStore, GrantDoc } from '../store/connections.js';
 import type { FlowDoc, FlowStore } from '../store/flows.js';
 
 export interface ConsentDeps {
@@ -28,8 +28,7 @@ export interface ConsentDeps {
   flows: FlowStore;
   connections: ConnectionStore;
   identity: PromiseClient<typeof IdentityServiceDefinition>;
-  events: EventBus;
-  relay: RevocationRelay;
+  outbox: Outbox;
   logger: Logger;
 }
 
@@ -146,22 +145,15 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
 
       const made: ConnectionDoc[] = [];
       for (const tenantId of tenantIds) {
-        const { connection, created } = await connections.connect({
-          grantId: grant._id,
-          userId: flow.userId,
-          clientId: flow.request.clientId,
-          tenantId,
-          tenantName: names.get(tenantId) ?? '',
-          authEventId,
-        });
-        made.push(connection);
-        if (created) {
-          await deps.events
-            .publish({
-              $case: 'connectionCreated',
-              value: { connectionId: connection._id, grantId: grant._id, userId: flow.userId, clientId: flow.request.clientId, tenantId, authEventId },
-            })
-            .catch((err: unknown) => deps.logger.warn('Publishing connection.created failed', { err }));
+        const input = { grantId: grant._id, userId: flow.userId, clientId: flow.request.clientId, tenantId, tenantName: names.get(tenantId) ?? '', authEventId };
+        const live = await connections.findLive(flow.userId, flow.request.clientId, tenantId);
+        if (live) {
+          // Already connected: refresh it with this consent's auth event.
+          made.push((await connections.connect({ ...input, connectionId: live._id })).connection);
+        } else {
+          const connectionId = randomUUID();
+          await deps.outbox.commit({ $case: 'connectionCreated', value: { connectionId, ...input } });
+          made.push((await connections.find(connectionId)) ?? (await connections.findLive(flow.userId, flow.request.clientId, tenantId))!);
         }
       }
       deps.logger.info('Consent given', { userId: flow.userId, clientId: flow.request.clientId, tenants: tenantIds.length, authEventId });
@@ -200,14 +192,63 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
     },
 
     revokeConnection: async (req) => {
-      const revoked = await connections.revoke(req.connectionId, req.userId, req.clientId);
-      if (!revoked) throw new NotFoundError('No such connection', 'connection_not_found');
-      deps.logger.info('Connection revoked', { connectionId: revoked._id, clientId: revoked.clientId, tenantId: revoked.tenantId });
-      // Durable already; if NATS is down the relay sends it later.
-      await deps.relay.publish(revoked, { markInBackground: true }).catch((err: unknown) => deps.logger.warn('Publishing connection.revoked deferred to the relay', { err }));
-      return { connection: toConnection(revoked) };
+      const live = await connections.find(req.connectionId);
+      if (!live || live.revokedAt || live.userId !== req.userId || live.clientId !== req.clientId) {
+        throw new NotFoundError('No such connection', 'connection_not_found');
+      }
+      // Written to the outbox, applied, then published; durable even if NATS is down.
+      await deps.outbox.commit({
+        $case: 'connectionRevoked',
+        value: { connectionId: live._id, grantId: live.grantId, userId: live.userId, clientId: live.clientId, tenantId: live.tenantId, revokedAt: new Date() },
+      });
+      deps.logger.info('Connection revoked', { connectionId: live._id, clientId: live.clientId, tenantId: live.tenantId });
+      return { connection: toConnection((await connections.find(live._id))!) };
+    },
+
+    getGrant: async (req) => {
+      const grant = req.grantId ? await connections.findGrant(req.grantId) : null;
+      if (!grant) throw new NotFoundError('No such grant', 'grant_not_found');
+      return { grant: toGrant(grant) };
+    },
+
+    revokeGrant: async (req) => {
+      const grant = req.grantId
+        ? await connections.findGrant(req.grantId)
+        : req.userId && req.clientId
+          ? await connections.findLiveGrant(req.userId, req.clientId)
+          : null;
+      if (!grant || grant.revokedAt) throw new NotFoundError('No such grant', 'grant_not_found');
+      await deps.outbox.commit({
+        $case: 'grantRevoked',
+        value: { grantId: grant._id, userId: grant.userId, clientId: grant.clientId, revokedAt: new Date() },
+      });
+      deps.logger.info('Grant revoked', { grantId: grant._id, clientId: grant.clientId });
+      return { grant: toGrant((await connections.findGrant(grant._id))!) };
     },
   });
+}
+
+/**
+ * The state change of each event the consent service publishes (the outbox
+ * applies it, and again if it has to relay the event later): idempotent.
+ */
+export function applyConsentEvent(connections: ConnectionStore) {
+  return async (event: Event): Promise<void> => {
+    const p = event.payload;
+    switch (p?.$case) {
+      case 'connectionRevoked':
+        if (!(await connections.revoke(p.value.connectionId, p.value.revokedAt ?? new Date()))) throw new NotFoundError('No such connection');
+        return;
+      case 'grantRevoked':
+        if (!(await connections.revokeGrant(p.value.grantId, p.value.revokedAt ?? new Date()))) throw new NotFoundError('No such grant');
+        return;
+      case 'connectionCreated':
+        await connections.connect(p.value);
+        return;
+      default:
+        throw new TypeError(`The consent service does not publish ${p?.$case ?? 'empty'} events`);
+    }
+  };
 }
 
 function toFlow(doc: FlowDoc): Flow {
@@ -226,6 +267,18 @@ function toFlow(doc: FlowDoc): Flow {
     authEventId: doc.authEventId,
     createdAt: doc.createdAt,
     expiresAt: doc.expiresAt,
+  };
+}
+
+function toGrant(doc: GrantDoc): Grant {
+  return {
+    id: doc._id,
+    userId: doc.userId,
+    clientId: doc.clientId,
+    scopes: doc.scopes,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+    revokedAt: doc.revokedAt ?? undefined,
   };
 }
 

@@ -4,19 +4,18 @@ import { randomUUID } from 'node:crypto';
 
 export interface GrantDoc {
   _id: string;
-  /** `${userId}|${clientId}`: one grant per user and app. */
+  /**
+   * `${userId}|${clientId}` while live, `revoked:${_id}` once revoked: one
+   * live grant per user and app, and a consent after a revocation starts a
+   * new grant (so the old one's tokens stay dead).
+   */
   key: string;
   userId: string;
   clientId: string;
   scopes: string[];
   createdAt: Date;
   updatedAt: Date;
-}
-
-/** An event that must reach NATS, kept in the document it describes until it has. */
-export interface PendingEvent {
-  id: string;
-  published: boolean;
+  revokedAt?: Date | null;
 }
 
 export interface ConnectionDoc {
@@ -36,17 +35,19 @@ export interface ConnectionDoc {
   authEventId: string;
   createdAt: Date;
   updatedAt: Date;
-  revokedAt: Date | null;
-  /**
-   * The connection.revoked event, written in the same atomic update as the
-   * revocation and marked published once JetStream has it. A relay re-sends
-   * any left unpublished (a crash, or NATS down), so no revocation is lost.
-   */
-  revocationEvent: PendingEvent | null;
+  /** Missing or null while live. */
+  revokedAt?: Date | null;
 }
 
+const grantKey = (userId: string, clientId: string) => `${userId}|${clientId}`;
 const liveKey = (userId: string, clientId: string, tenantId: string) => `${userId}|${clientId}|${tenantId}`;
+const isLive = (doc: { revokedAt?: Date | null }) => !doc.revokedAt;
 
+/**
+ * Grants and connections. Revocations and new connections are published
+ * through the service's outbox: the grpc layer records the event, and the
+ * outbox calls the idempotent `revoke…`/`connect` here to make the change.
+ */
 export class ConnectionStore {
   private readonly grants: Collection<GrantDoc>;
   private readonly connections: Collection<ConnectionDoc>;
@@ -62,38 +63,62 @@ export class ConnectionStore {
     await this.grants.createIndex({ key: 1 }, { unique: true, name: 'grant_unique' });
     await this.connections.createIndex({ key: 1 }, { unique: true, name: 'live_connection_unique' });
     await this.connections.createIndex({ userId: 1, clientId: 1, tenantId: 1 }, { name: 'by_user_client_tenant' });
-    await this.connections.createIndex({ 'revocationEvent.published': 1 }, { name: 'by_pending_revocation' });
+    await this.connections.createIndex({ grantId: 1 }, { name: 'by_grant' });
   }
 
-  /** The user's grant to the app, created or updated with the scopes just consented. */
+  /** The user's live grant to the app, created or updated with the scopes just consented. */
   upsertGrant(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
-    return this.writer.run('grants', () => this.upsertGrantNow(userId, clientId, scopes));
+    return this.writer.run('grants', async () => {
+      const now = new Date();
+      const key = grantKey(userId, clientId);
+      const update = () =>
+        this.grants.findOneAndUpdate(
+          { key },
+          { $set: { scopes, updatedAt: now }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
+          { upsert: true, returnDocument: 'after' },
+        );
+      try {
+        return (await update())!;
+      } catch (err) {
+        // Two first consents raced on the unique key: the other one inserted it.
+        if (isDuplicateKeyError(err)) return (await update())!;
+        throw err;
+      }
+    });
   }
 
-  private async upsertGrantNow(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
-    const now = new Date();
-    const key = `${userId}|${clientId}`;
-    const update = () =>
-      this.grants.findOneAndUpdate(
-        { key },
-        { $set: { scopes, updatedAt: now }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
-        { upsert: true, returnDocument: 'after' },
-      );
-    try {
-      return (await update())!;
-    } catch (err) {
-      // Two first consents raced on the unique key: the other one inserted it.
-      if (isDuplicateKeyError(err)) return (await update())!;
-      throw err;
-    }
+  findGrant(grantId: string): Promise<GrantDoc | null> {
+    return this.grants.findOne({ _id: grantId });
   }
 
-  /** Connects the tenant (or refreshes a live connection with the new auth event). */
-  connect(input: Parameters<ConnectionStore['connectNow']>[0]): Promise<{ connection: ConnectionDoc; created: boolean }> {
-    return this.writer.run('connections', () => this.connectNow(input));
+  findLiveGrant(userId: string, clientId: string): Promise<GrantDoc | null> {
+    return this.grants.findOne({ key: grantKey(userId, clientId) });
   }
 
-  private async connectNow(input: {
+  /**
+   * Revokes a grant and every live connection it opened, as of `at`.
+   * Idempotent; false when there is no such grant.
+   */
+  revokeGrant(grantId: string, at: Date): Promise<boolean> {
+    return this.writer.run('grants', () =>
+      this.writer.run('connections', async () => {
+        const grant = await this.grants.findOne({ _id: grantId });
+        if (!grant) return false;
+        if (isLive(grant)) await this.grants.updateOne({ _id: grantId }, { $set: { key: `revoked:${grantId}`, revokedAt: at, updatedAt: at } });
+        for (const c of await this.connections.find({ grantId }).toArray()) {
+          if (isLive(c)) await this.connections.updateOne({ _id: c._id }, { $set: { key: `revoked:${c._id}`, revokedAt: at, updatedAt: at } });
+        }
+        return true;
+      }),
+    );
+  }
+
+  /**
+   * Connects the tenant with the given id, or refreshes the live connection
+   * with the new auth event. Idempotent. `created` says whether it is new.
+   */
+  connect(input: {
+    connectionId: string;
     grantId: string;
     userId: string;
     clientId: string;
@@ -101,80 +126,68 @@ export class ConnectionStore {
     tenantName: string;
     authEventId: string;
   }): Promise<{ connection: ConnectionDoc; created: boolean }> {
-    const now = new Date();
-    const key = liveKey(input.userId, input.clientId, input.tenantId);
-    const id = randomUUID();
-    const update = () =>
-      this.connections.findOneAndUpdate(
-        { key },
-        {
-          $set: { grantId: input.grantId, tenantName: input.tenantName, authEventId: input.authEventId, updatedAt: now },
-          $setOnInsert: {
-            _id: id,
-            userId: input.userId,
-            clientId: input.clientId,
-            tenantId: input.tenantId,
-            tenantType: 'ORGANISATION',
-            createdAt: now,
-            revokedAt: null,
-            revocationEvent: null,
+    return this.writer.run('connections', async () => {
+      const now = new Date();
+      const key = liveKey(input.userId, input.clientId, input.tenantId);
+      const update = () =>
+        this.connections.findOneAndUpdate(
+          { key },
+          {
+            $set: { grantId: input.grantId, tenantName: input.tenantName, authEventId: input.authEventId, updatedAt: now },
+            $setOnInsert: {
+              _id: input.connectionId,
+              userId: input.userId,
+              clientId: input.clientId,
+              tenantId: input.tenantId,
+              tenantType: 'ORGANISATION',
+              createdAt: now,
+            },
           },
-        },
-        { upsert: true, returnDocument: 'after' },
-      );
-    let connection: ConnectionDoc | null;
-    try {
-      connection = await update();
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      connection = await update();
-    }
-    return { connection: connection!, created: connection!._id === id };
+          { upsert: true, returnDocument: 'after' },
+        );
+      let connection: ConnectionDoc | null;
+      try {
+        connection = await update();
+      } catch (err) {
+        if (!isDuplicateKeyError(err)) throw err;
+        connection = await update();
+      }
+      return { connection: connection!, created: connection!._id === input.connectionId };
+    });
   }
 
   listLive(userId: string, clientId: string, authEventId?: string): Promise<ConnectionDoc[]> {
     return this.connections
-      .find({ userId, clientId, revokedAt: null, ...(authEventId ? { authEventId } : {}) })
+      .find({ userId, clientId, ...(authEventId ? { authEventId } : {}) })
       .sort({ createdAt: 1 })
-      .toArray();
+      .toArray()
+      .then((list) => list.filter(isLive));
   }
 
   findLive(userId: string, clientId: string, tenantId: string): Promise<ConnectionDoc | null> {
     return this.connections.findOne({ key: liveKey(userId, clientId, tenantId) });
   }
 
+  /** A connection by id, live or not. */
+  find(connectionId: string): Promise<ConnectionDoc | null> {
+    return this.connections.findOne({ _id: connectionId });
+  }
+
   /** The most recent revocation for the key, if any. */
   async lastRevokedAt(userId: string, clientId: string, tenantId: string): Promise<Date | null> {
-    const [latest] = await this.connections
-      .find({ userId, clientId, tenantId, revokedAt: { $ne: null } })
-      .sort({ revokedAt: -1 })
-      .limit(1)
-      .toArray();
-    return latest?.revokedAt ?? null;
+    const revoked = (await this.connections.find({ userId, clientId, tenantId }).toArray()).filter((c) => !isLive(c));
+    return revoked.reduce<Date | null>((latest, c) => (!latest || c.revokedAt! > latest ? c.revokedAt! : latest), null);
   }
 
-  /**
-   * Revokes a live connection of (user, app) in one atomic update that also
-   * records the event to publish. Null when there is no such live connection.
-   */
-  revoke(connectionId: string, userId: string, clientId: string): Promise<ConnectionDoc | null> {
-    return this.writer.run('connections', () => {
-      const now = new Date();
-      return this.connections.findOneAndUpdate(
-        { _id: connectionId, userId, clientId, revokedAt: null },
-        { $set: { key: `revoked:${connectionId}`, revokedAt: now, updatedAt: now, revocationEvent: { id: randomUUID(), published: false } } },
-        { returnDocument: 'after' },
-      );
+  /** Revokes one connection as of `at`. Idempotent; false when there is no such connection. */
+  revoke(connectionId: string, at: Date): Promise<boolean> {
+    return this.writer.run('connections', async () => {
+      const connection = await this.connections.findOne({ _id: connectionId });
+      if (!connection) return false;
+      if (isLive(connection)) {
+        await this.connections.updateOne({ _id: connectionId }, { $set: { key: `revoked:${connectionId}`, revokedAt: at, updatedAt: at } });
+      }
+      return true;
     });
-  }
-
-  markRevocationPublished(connectionId: string): Promise<unknown> {
-    return this.writer.run('connections', () =>
-      this.connections.updateOne({ _id: connectionId }, { $set: { 'revocationEvent.published': true } }),
-    );
-  }
-
-  unpublishedRevocations(limit: number): Promise<ConnectionDoc[]> {
-    return this.connections.find({ 'revocationEvent.published': false }).limit(limit).toArray();
   }
 }

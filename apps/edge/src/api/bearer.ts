@@ -1,4 +1,4 @@
-import { checkTenantAccess, InvalidTokenError, OPERATIONS, type AccessTokenClaims, type OperationName } from '@ledgerly/access';
+import { AccessDenied, OPERATIONS, type AccessTokenClaims, type OperationName } from '@ledgerly/access';
 import type { Context, Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
 import { badRequest, forbidden, unauthorized } from '../http/errors.js';
@@ -12,9 +12,15 @@ export interface Caller {
 
 export const caller = (ctx: Context): Caller => ctx.state['caller'] as Caller;
 
+/** An AccessDenied as the API's 401 or 403 (RFC 6750 §3.1 error codes). */
+function refusal(err: AccessDenied) {
+  if (err.kind === 'unauthenticated') return unauthorized(err.message, 'invalid_token');
+  return forbidden(err.message, err.reason === 'insufficient_scope' ? 'insufficient_scope' : undefined);
+}
+
 /**
  * RFC 6750 §2.1: the access token in the Authorization header (never the
- * query string), verified locally against the JWKS.
+ * query string), verified locally against the JWKS, and not revoked.
  */
 export function requireBearer(deps: EdgeDeps): Middleware {
   return async (ctx, next) => {
@@ -26,10 +32,9 @@ export function requireBearer(deps: EdgeDeps): Middleware {
     }
     let claims: AccessTokenClaims;
     try {
-      claims = await deps.verifier.verify(match[1]!);
+      claims = await deps.access.authenticate(match[1]!);
     } catch (err) {
-      if (err instanceof InvalidTokenError) throw unauthorized(err.message, 'invalid_token');
-      throw err;
+      throw err instanceof AccessDenied ? refusal(err) : err;
     }
     ctx.state['caller'] = { claims, authorization: `Bearer ${match[1]!}` } satisfies Caller;
     await next();
@@ -48,10 +53,10 @@ export function requireTenant(deps: EdgeDeps, operation: OperationName): Middlew
     const tenantId = ctx.get('xero-tenant-id').trim().toLowerCase();
     if (!tenantId) throw badRequest('The xero-tenant-id header is required: the id of a connected organisation (see GET /connections)');
     const c = caller(ctx);
-    const decision = await checkTenantAccess({ claims: c.claims, tenantId, operation: OPERATIONS[operation], connections: deps.connections });
-    if (!decision.allowed) {
-      if (decision.reason === 'connection_revoked') throw unauthorized(decision.message, 'invalid_token');
-      throw forbidden(decision.message, decision.reason === 'insufficient_scope' ? 'insufficient_scope' : undefined);
+    try {
+      await deps.access.authorizeTenant(c.claims, tenantId, OPERATIONS[operation]);
+    } catch (err) {
+      throw err instanceof AccessDenied ? refusal(err) : err;
     }
     c.tenantId = tenantId;
     await next();

@@ -83,6 +83,7 @@ function checkClient(deps: EdgeDeps): Middleware {
     if (!clientId) throw new PageError(400, 'This request is not valid', 'The app did not say who it is (client_id is missing).');
     const client = await deps.clients.find(clientId);
     if (!client) throw new PageError(400, 'Unknown app', 'The app that sent you here is not registered (unknown client_id).');
+    if (client.suspendedAt) throw new PageError(403, 'This app is suspended', 'The app that sent you here has been suspended by the platform and cannot connect.');
     state(ctx).clientId = client.clientId;
     await next();
   };

@@ -1,5 +1,6 @@
 import { TtlCache } from '@ledgerly/access';
 import { isRemoteError, Status, type PromiseClient } from '@ledgerly/chassis';
+import type { Event } from '@ledgerly/proto/events/v1/events';
 import type { Client, TokenServiceDefinition } from '@ledgerly/proto/token/v1/token';
 
 /**
@@ -11,6 +12,11 @@ export class ClientDirectory {
   private readonly cache = new TtlCache<string, Client | null>(60_000, 10_000);
 
   constructor(private readonly token: PromiseClient<typeof TokenServiceDefinition>) {}
+
+  /** A suspended client is looked up again at once (client.suspended). */
+  apply(event: Event): void {
+    if (event.payload?.$case === 'clientSuspended') this.cache.delete(event.payload.value.clientId);
+  }
 
   async find(clientId: string): Promise<Client | null> {
     if (!/^[0-9A-F]{32}$/.test(clientId)) return null;

@@ -60,7 +60,7 @@ async function refresh(deps: EdgeDeps, form: Map<string, string>, client: Return
 }
 
 /** invalid_client after Basic authentication carries a WWW-Authenticate challenge (RFC 6749 §5.2). */
-function withChallenge(err: unknown, basic: boolean): unknown {
+export function withChallenge(err: unknown, basic: boolean): unknown {
   const mapped = err instanceof RemoteError ? (oauthErrorFor(err.reason, err.details) ?? err) : err;
   if (mapped instanceof InvalidClient) mapped.challenge = basic;
   return mapped;

@@ -4,10 +4,11 @@ import {
   InvalidArgumentError,
   NotFoundError,
   UnauthenticatedError,
-  type EventBus,
   type Logger,
+  type Outbox,
   type ServiceImplementation,
 } from '@ledgerly/chassis';
+import type { Event } from '@ledgerly/proto/events/v1/events';
 import { IdentityServiceDefinition, Role, type Membership, type Organisation, type User } from '@ledgerly/proto/identity/v1/identity';
 import type { IdentityConfig } from '../config.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from '../domain/passwords.js';
@@ -22,7 +23,7 @@ export interface IdentityDeps {
   organisations: OrganisationStore;
   memberships: MembershipStore;
   sessions: SessionStore;
-  events: EventBus;
+  outbox: Outbox;
   logger: Logger;
 }
 
@@ -109,10 +110,9 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
       const [user, organisation] = await Promise.all([users.findById(req.userId), organisations.findById(req.organisationId)]);
       if (!user) throw new NotFoundError('No such user');
       if (!organisation) throw new NotFoundError('No such organisation');
-      const membership = await memberships.upsert(user._id, organisation._id, req.role);
-      await deps.events
-        .publish({ $case: 'membershipChanged', value: { userId: user._id, organisationId: organisation._id, role: req.role } })
-        .catch((err: unknown) => deps.logger.error('Publishing membership.changed failed', { err }));
+      // The role changes through the outbox: membership.changed reaches every cache.
+      await deps.outbox.commit({ $case: 'membershipChanged', value: { userId: user._id, organisationId: organisation._id, role: req.role } });
+      const membership = (await memberships.find(user._id, organisation._id))!;
       deps.logger.info('Membership changed', { userId: user._id, organisationId: organisation._id, role: req.role });
       return { membership: toMembership(membership, organisation) };
     },
@@ -124,6 +124,24 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
       return { membership: toMembership(membership, organisation) };
     },
 
+    disableUser: async (req) => {
+      const user = await users.findById(req.userId);
+      if (!user) throw new NotFoundError('No such user');
+      if (!user.disabled) {
+        await deps.outbox.commit({ $case: 'userDisabled', value: { userId: user._id, disabledAt: new Date() } });
+        deps.logger.warn('User disabled', { userId: user._id });
+      }
+      return { user: toUser((await users.findById(user._id))!) };
+    },
+
+    enableUser: async (req) => {
+      const user = await users.findById(req.userId);
+      if (!user) throw new NotFoundError('No such user');
+      await users.setDisabled(user._id, false, new Date());
+      deps.logger.warn('User enabled', { userId: user._id });
+      return { user: toUser((await users.findById(user._id))!) };
+    },
+
     listMemberships: async (req) => {
       const list = await memberships.listForUser(req.userId);
       const orgs = new Map((await organisations.findByIds(list.map((m) => m.organisationId))).map((o) => [o._id, o]));
@@ -133,7 +151,33 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
 }
 
 function toUser(doc: UserDoc): User {
-  return { id: doc._id, email: doc.email, name: doc.name, emailVerified: doc.emailVerified, createdAt: doc.createdAt, disabled: doc.disabled };
+  return {
+    id: doc._id,
+    email: doc.email,
+    name: doc.name,
+    emailVerified: doc.emailVerified,
+    createdAt: doc.createdAt,
+    disabled: doc.disabled,
+    disabledAt: doc.disabledAt ?? undefined,
+  };
+}
+
+/** The state change of each event identity publishes (applied by the outbox, again if relayed): idempotent. */
+export function applyIdentityEvent(deps: Pick<IdentityDeps, 'users' | 'memberships' | 'sessions'>) {
+  return async (event: Event): Promise<void> => {
+    const p = event.payload;
+    switch (p?.$case) {
+      case 'membershipChanged':
+        await deps.memberships.upsert(p.value.userId, p.value.organisationId, p.value.role);
+        return;
+      case 'userDisabled':
+        if (!(await deps.users.setDisabled(p.value.userId, true, p.value.disabledAt ?? new Date()))) throw new NotFoundError('No such user');
+        await deps.sessions.endAllFor(p.value.userId);
+        return;
+      default:
+        throw new TypeError(`The identity service does not publish ${p?.$case ?? 'empty'} events`);
+    }
+  };
 }
 
 function toOrganisation(doc: OrganisationDoc): Organisation {

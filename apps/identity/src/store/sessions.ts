@@ -51,6 +51,12 @@ export class SessionStore {
     if (token) await this.sessions.deleteOne({ _id: sha256(token) });
   }
 
+  /** Ends every session of a user (they were disabled). */
+  async endAllFor(userId: string): Promise<number> {
+    const result = await this.sessions.deleteMany({ userId });
+    return result.deletedCount;
+  }
+
   async sweepExpired(): Promise<number> {
     const result = await this.sessions.deleteMany({ expiresAt: { $lte: new Date() } });
     return result.deletedCount;

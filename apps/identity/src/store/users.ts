@@ -11,6 +11,8 @@ export interface UserDoc {
   passwordHash: string;
   emailVerified: boolean;
   disabled: boolean;
+  /** When last disabled; tokens issued before it stay refused even after re-enabling. */
+  disabledAt?: Date | null;
   createdAt: Date;
 }
 
@@ -47,6 +49,12 @@ export class UserStore {
       throw err;
     }
     return doc;
+  }
+
+  async setDisabled(id: string, disabled: boolean, at: Date): Promise<boolean> {
+    const set = disabled ? { disabled: true, disabledAt: at } : { disabled: false };
+    const result = await this.users.updateOne({ _id: id }, { $set: set });
+    return result.matchedCount === 1;
   }
 
   findById(id: string): Promise<UserDoc | null> {

@@ -38,6 +38,19 @@ export class SigningKeys {
     this.jwks = { keys: docs.map((d) => ({ ...d.publicJwk, kid: d._id, alg: d.alg, use: 'sig' })) };
   }
 
+  /**
+   * Makes `kid` the signing key (generating it if it does not exist yet) and
+   * retires the others. Idempotent for a given kid, so the outbox relay can
+   * apply a signing_key.rotated event again safely.
+   */
+  async rotateTo(kid: string): Promise<string[]> {
+    if (!(await this.store.find(kid))) await this.store.insert(await generate(kid));
+    const retired = await this.store.retireAllExcept(kid, new Date());
+    await this.load();
+    this.logger.info('Signing key rotated', { kid, retired: retired.length });
+    return retired;
+  }
+
   current(): ActiveKey {
     if (!this.active) throw new Error('Signing keys are not loaded');
     return this.active;
@@ -48,11 +61,11 @@ export class SigningKeys {
   }
 }
 
-async function generate(): Promise<SigningKeyDoc> {
+async function generate(kid: string = randomUUID()): Promise<SigningKeyDoc> {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
   const strip = (jwk: JWK): JWK => ({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, ...(jwk.d ? { d: jwk.d } : {}) });
   return {
-    _id: randomUUID(),
+    _id: kid,
     alg: 'ES256',
     publicJwk: strip(await exportJWK(publicKey)),
     privateJwk: strip(await exportJWK(privateKey)),

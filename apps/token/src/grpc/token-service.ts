@@ -1,4 +1,4 @@
-import { isKnownScope } from '@ledgerly/access';
+import { isKnownScope, type AccessTokenVerifier } from '@ledgerly/access';
 import {
   FailedPreconditionError,
   hasUnsafeText,
@@ -10,12 +10,15 @@ import {
   sha256,
   Status,
   type Logger,
+  type Outbox,
   type PromiseClient,
   type ServiceImplementation,
 } from '@ledgerly/chassis';
 import type { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
+import type { Event } from '@ledgerly/proto/events/v1/events';
+import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { ClientType, TokenServiceDefinition, type Client } from '@ledgerly/proto/token/v1/token';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { TokenConfig } from '../config.js';
 import { authenticateClient } from '../domain/client-auth.js';
 import { OAuthError } from '../domain/oauth-error.js';
@@ -26,20 +29,37 @@ import type { TokenIssuer } from '../domain/token-issuer.js';
 import type { ClientDoc, ClientStore } from '../store/clients.js';
 import type { CodeStore } from '../store/codes.js';
 import type { RefreshTokenStore } from '../store/refresh-tokens.js';
+import type { RevokedTokenStore } from '../store/revoked-tokens.js';
 
 export interface TokenDeps {
   config: TokenConfig;
   clients: ClientStore;
   codes: CodeStore;
   refreshTokens: RefreshTokenStore;
+  revokedTokens: RevokedTokenStore;
   keys: SigningKeys;
   issuer: TokenIssuer;
   consent: PromiseClient<typeof ConsentServiceDefinition>;
+  identity: PromiseClient<typeof IdentityServiceDefinition>;
+  outbox: Outbox;
+  /** Verifies our own access tokens (for RFC 7009 revocation). */
+  ownTokens: AccessTokenVerifier;
   logger: Logger;
 }
 
 export function tokenService(deps: TokenDeps): ServiceImplementation {
   const { clients, codes, refreshTokens, issuer } = deps;
+
+  /** Issuing refuses a suspended client, a disabled user and a revoked grant. */
+  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string) => {
+    if (client.suspendedAt) throw new OAuthError('invalid_client', 'The client is suspended');
+    const [{ user }, grant] = await Promise.all([
+      deps.identity.getUser({ userId }),
+      grantId ? deps.consent.getGrant({ grantId }).then((r) => r.grant) : Promise.resolve(undefined),
+    ]);
+    if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled');
+    if (grant?.revokedAt) throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
+  };
 
   return implement(TokenServiceDefinition, {
     createClient: async (req) => {
@@ -90,6 +110,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
       if (!client || !client.redirectUris.includes(request.redirectUri)) {
         throw new FailedPreconditionError('The client or its redirect URI is no longer registered', 'invalid_client');
       }
+      if (client.suspendedAt) throw new FailedPreconditionError('The client is suspended', 'client_suspended');
       const code = randomSecret(32);
       await codes.insert({
         _id: sha256(code),
@@ -126,6 +147,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
         // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
         throw new OAuthError('invalid_grant', 'code_verifier sent, but the authorization request had no code_challenge');
       }
+      await checkStillAllowed(client, code.userId, code.grantId);
       const tokens = await issuer.issue({
         clientId: client._id,
         userId: code.userId,
@@ -154,6 +176,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
       if (unknown.length > 0) throw new OAuthError('invalid_scope', `Unknown scope: ${unknown.join(' ')}`);
       const wider = requested.filter((s) => !current.scopes.includes(s));
       if (wider.length > 0) throw new OAuthError('invalid_scope', `The refresh token was not granted: ${wider.join(' ')}`);
+      await checkStillAllowed(client, current.userId, current.grantId);
       // Rotation: exactly one use of a refresh token wins.
       const used = await refreshTokens.markUsed(hash);
       if (!used) throw new OAuthError('invalid_grant', 'The refresh token was already used');
@@ -174,7 +197,119 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
     },
 
     getJwks: async () => ({ jwksJson: JSON.stringify(deps.keys.publicJwks()) }),
+
+    revokeToken: async (req) => {
+      const client = await authenticateClient(clients, req.client);
+      const token = req.token;
+      if (!token) throw new OAuthError('invalid_request', 'token is required');
+      // An access token of ours (a JWT), issued to this client: refused everywhere from now on.
+      if (token.split('.').length === 3) {
+        const claims = await deps.ownTokens.verify(token).catch(() => undefined);
+        if (claims && claims.clientId === client._id) {
+          await deps.outbox.commit({
+            $case: 'tokenRevoked',
+            value: {
+              tokenId: claims.tokenId,
+              clientId: claims.clientId,
+              userId: claims.userId,
+              expiresAt: new Date(claims.expiresAt * 1000),
+              revokedAt: new Date(),
+            },
+          });
+          deps.logger.info('Access token revoked', { clientId: client._id, tokenId: claims.tokenId });
+        }
+        return {};
+      }
+      // A refresh token: the whole authorization it belongs to ends.
+      const refresh = await refreshTokens.find(sha256(token));
+      if (refresh && refresh.clientId === client._id) {
+        await refreshTokens.revokeGrant(refresh.grantId);
+        await deps.consent.revokeGrant({ grantId: refresh.grantId }).catch((err: unknown) => {
+          if (!isRemoteError(err, Status.NOT_FOUND)) throw err;
+        });
+        deps.logger.info('Refresh token revoked: grant revoked', { clientId: client._id, grantId: refresh.grantId });
+      }
+      // RFC 7009 §2.2: an unknown token, or another client's, is not an error.
+      return {};
+    },
+
+    checkToken: async (req) => {
+      const issuedAt = req.issuedAt?.getTime() ?? 0;
+      if (await deps.revokedTokens.isRevoked(req.tokenId)) return { active: false, reason: 'token_revoked' };
+      const client = await clients.find(req.clientId);
+      if (!client || client.suspendedAt) return { active: false, reason: 'client_suspended' };
+      const [user, grant] = await Promise.all([
+        deps.identity.getUser({ userId: req.userId }).then(
+          (r) => r.user,
+          (err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)),
+        ),
+        req.grantId
+          ? deps.consent.getGrant({ grantId: req.grantId }).then(
+              (r) => r.grant,
+              (err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)),
+            )
+          : Promise.resolve(undefined),
+      ]);
+      if (!user || user.disabled || (user.disabledAt && user.disabledAt.getTime() >= issuedAt)) return { active: false, reason: 'user_disabled' };
+      if (!grant || grant.revokedAt) return { active: false, reason: 'grant_revoked' };
+      return { active: true, reason: '' };
+    },
+
+    suspendClient: async (req) => {
+      const client = await clients.find(req.clientId);
+      if (!client) throw new NotFoundError('No such client', 'invalid_client');
+      if (!client.suspendedAt) {
+        await deps.outbox.commit({ $case: 'clientSuspended', value: { clientId: client._id, suspendedAt: new Date() } });
+        deps.logger.warn('Client suspended', { clientId: client._id });
+      }
+      return { client: toClient((await clients.find(client._id))!) };
+    },
+
+    reinstateClient: async (req) => {
+      const client = await clients.find(req.clientId);
+      if (!client) throw new NotFoundError('No such client', 'invalid_client');
+      const reinstated = await clients.setSuspended(client._id, null);
+      deps.logger.warn('Client reinstated', { clientId: client._id });
+      return { client: toClient(reinstated!) };
+    },
+
+    rotateSigningKey: async () => {
+      const kid = randomUUID();
+      await deps.outbox.commit({ $case: 'signingKeyRotated', value: { newKeyId: kid, rotatedAt: new Date() } });
+      // The others still verify until their tokens have expired; they no longer sign.
+      const stillPublished = deps.keys.publicJwks().keys.map((k) => String(k.kid)).filter((k) => k !== kid);
+      return { keyId: kid, retiredKeyIds: stillPublished };
+    },
   });
+}
+
+/**
+ * The state change of each event the token service publishes (the outbox
+ * applies it, and applies it again if it has to relay the event later).
+ */
+export function applyTokenEvent(deps: Pick<TokenDeps, 'clients' | 'revokedTokens' | 'keys'>) {
+  return async (event: Event): Promise<void> => {
+    const p = event.payload;
+    switch (p?.$case) {
+      case 'clientSuspended':
+        await deps.clients.setSuspended(p.value.clientId, p.value.suspendedAt ?? new Date());
+        return;
+      case 'tokenRevoked':
+        await deps.revokedTokens.add({
+          _id: p.value.tokenId,
+          clientId: p.value.clientId,
+          userId: p.value.userId,
+          revokedAt: p.value.revokedAt ?? new Date(),
+          expiresAt: p.value.expiresAt ?? new Date(Date.now() + 3600_000),
+        });
+        return;
+      case 'signingKeyRotated':
+        await deps.keys.rotateTo(p.value.newKeyId);
+        return;
+      default:
+        throw new TypeError(`The token service does not publish ${p?.$case ?? 'empty'} events`);
+    }
+  };
 }
 
 function toClient(doc: ClientDoc): Client {
@@ -186,5 +321,6 @@ function toClient(doc: ClientDoc): Client {
     tokenEndpointAuthMethod: doc.tokenEndpointAuthMethod,
     grantTypes: doc.grantTypes,
     createdAt: doc.createdAt,
+    suspendedAt: doc.suspendedAt ?? undefined,
   };
 }

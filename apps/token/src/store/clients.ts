@@ -12,6 +12,8 @@ export interface ClientDoc {
   tokenEndpointAuthMethod: 'client_secret_basic' | 'none';
   grantTypes: string[];
   createdAt: Date;
+  /** Set while suspended (the platform's kill switch). */
+  suspendedAt?: Date | null;
 }
 
 export class ClientStore {
@@ -23,6 +25,11 @@ export class ClientStore {
 
   async insert(doc: ClientDoc): Promise<void> {
     await this.clients.insertOne(doc);
+  }
+
+  async setSuspended(clientId: string, suspendedAt: Date | null): Promise<ClientDoc | null> {
+    await this.clients.updateOne({ _id: clientId }, { $set: { suspendedAt } });
+    return this.find(clientId);
   }
 
   find(clientId: string): Promise<ClientDoc | null> {

@@ -57,6 +57,13 @@ export class RefreshTokenStore {
     });
   }
 
+  /** Spends every unused refresh token of a grant (the grant was revoked). */
+  async revokeGrant(grantId: string): Promise<number> {
+    const now = new Date();
+    const result = await this.tokens.updateMany({ grantId, usedAt: null }, { $set: { usedAt: now } });
+    return result.modifiedCount;
+  }
+
   async sweepExpired(): Promise<number> {
     const result = await this.tokens.deleteMany({ expiresAt: { $lte: new Date() } });
     return result.deletedCount;

@@ -27,6 +27,18 @@ export class SigningKeyStore {
     await this.keys.insertOne(doc);
   }
 
+  find(kid: string): Promise<SigningKeyDoc | null> {
+    return this.keys.findOne({ _id: kid });
+  }
+
+  /** Retires every key but `kid` (they keep verifying; they stop signing). */
+  async retireAllExcept(kid: string, at: Date): Promise<string[]> {
+    const active = await this.keys.find({ retiredAt: null }).toArray();
+    const retired = active.filter((k) => k._id !== kid).map((k) => k._id);
+    for (const id of retired) await this.keys.updateOne({ _id: id }, { $set: { retiredAt: at } });
+    return retired;
+  }
+
   /** Keys that may have signed a token that is still valid. */
   published(since: Date): Promise<SigningKeyDoc[]> {
     return this.keys

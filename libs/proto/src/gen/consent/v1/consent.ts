@@ -191,6 +191,38 @@ export interface RevokeConnectionResponse {
   connection?: Connection | undefined;
 }
 
+export interface Grant {
+  id: string;
+  userId: string;
+  clientId: string;
+  scopes: string[];
+  createdAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** Set once revoked. */
+  revokedAt?: Date | undefined;
+}
+
+export interface GetGrantRequest {
+  grantId: string;
+}
+
+export interface GetGrantResponse {
+  grant?: Grant | undefined;
+}
+
+export interface RevokeGrantRequest {
+  /** Either the grant's id, or the user and the app. */
+  grantId: string;
+  userId: string;
+  clientId: string;
+}
+
+export interface RevokeGrantResponse {
+  grant?: Grant | undefined;
+}
+
 function createBaseAuthorizationRequest(): AuthorizationRequest {
   return {
     clientId: "",
@@ -1991,6 +2023,385 @@ export const RevokeConnectionResponse: MessageFns<RevokeConnectionResponse> = {
   },
 };
 
+function createBaseGrant(): Grant {
+  return {
+    id: "",
+    userId: "",
+    clientId: "",
+    scopes: [],
+    createdAt: undefined,
+    updatedAt: undefined,
+    revokedAt: undefined,
+  };
+}
+
+export const Grant: MessageFns<Grant> = {
+  encode(message: Grant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(26).string(message.clientId);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(42).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(50).fork()).join();
+    }
+    if (message.revokedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Grant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Grant>, I>>(base?: I): Grant {
+    return Grant.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Grant>, I>>(object: I): Grant {
+    const message = createBaseGrant();
+    message.id = object.id ?? "";
+    message.userId = object.userId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.createdAt = object.createdAt ?? undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.revokedAt = object.revokedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetGrantRequest(): GetGrantRequest {
+  return { grantId: "" };
+}
+
+export const GetGrantRequest: MessageFns<GetGrantRequest> = {
+  encode(message: GetGrantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetGrantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetGrantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetGrantRequest>, I>>(base?: I): GetGrantRequest {
+    return GetGrantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetGrantRequest>, I>>(object: I): GetGrantRequest {
+    const message = createBaseGetGrantRequest();
+    message.grantId = object.grantId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetGrantResponse(): GetGrantResponse {
+  return { grant: undefined };
+}
+
+export const GetGrantResponse: MessageFns<GetGrantResponse> = {
+  encode(message: GetGrantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grant !== undefined) {
+      Grant.encode(message.grant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetGrantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetGrantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grant = Grant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetGrantResponse>, I>>(base?: I): GetGrantResponse {
+    return GetGrantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetGrantResponse>, I>>(object: I): GetGrantResponse {
+    const message = createBaseGetGrantResponse();
+    message.grant = (object.grant !== undefined && object.grant !== null) ? Grant.fromPartial(object.grant) : undefined;
+    return message;
+  },
+};
+
+function createBaseRevokeGrantRequest(): RevokeGrantRequest {
+  return { grantId: "", userId: "", clientId: "" };
+}
+
+export const RevokeGrantRequest: MessageFns<RevokeGrantRequest> = {
+  encode(message: RevokeGrantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(26).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeGrantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeGrantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RevokeGrantRequest>, I>>(base?: I): RevokeGrantRequest {
+    return RevokeGrantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeGrantRequest>, I>>(object: I): RevokeGrantRequest {
+    const message = createBaseRevokeGrantRequest();
+    message.grantId = object.grantId ?? "";
+    message.userId = object.userId ?? "";
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeGrantResponse(): RevokeGrantResponse {
+  return { grant: undefined };
+}
+
+export const RevokeGrantResponse: MessageFns<RevokeGrantResponse> = {
+  encode(message: RevokeGrantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grant !== undefined) {
+      Grant.encode(message.grant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeGrantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeGrantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grant = Grant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RevokeGrantResponse>, I>>(base?: I): RevokeGrantResponse {
+    return RevokeGrantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeGrantResponse>, I>>(object: I): RevokeGrantResponse {
+    const message = createBaseRevokeGrantResponse();
+    message.grant = (object.grant !== undefined && object.grant !== null) ? Grant.fromPartial(object.grant) : undefined;
+    return message;
+  },
+};
+
 /**
  * ConsentService owns the login-and-consent flow of an authorization request,
  * the grants a user gives an app, and the connections (one per organisation)
@@ -2111,6 +2522,28 @@ export const ConsentServiceDefinition = {
       requestType: RevokeConnectionRequest as typeof RevokeConnectionRequest,
       requestStream: false,
       responseType: RevokeConnectionResponse as typeof RevokeConnectionResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** A grant by id, revoked or not. NOT_FOUND when unknown. */
+    getGrant: {
+      name: "GetGrant",
+      requestType: GetGrantRequest as typeof GetGrantRequest,
+      requestStream: false,
+      responseType: GetGrantResponse as typeof GetGrantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Withdraws a user's whole authorization of an app: every connection, every
+     * token and refresh token of the grant (publishes grant.revoked). A later
+     * consent starts a new grant. NOT_FOUND when there is no live grant.
+     */
+    revokeGrant: {
+      name: "RevokeGrant",
+      requestType: RevokeGrantRequest as typeof RevokeGrantRequest,
+      requestStream: false,
+      responseType: RevokeGrantResponse as typeof RevokeGrantResponse,
       responseStream: false,
       options: {},
     },
@@ -2254,6 +2687,30 @@ export const ConsentServiceService = {
       Buffer.from(RevokeConnectionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeConnectionResponse => RevokeConnectionResponse.decode(value),
   },
+  /** A grant by id, revoked or not. NOT_FOUND when unknown. */
+  getGrant: {
+    path: "/consent.v1.ConsentService/GetGrant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetGrantRequest): Buffer => Buffer.from(GetGrantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetGrantRequest => GetGrantRequest.decode(value),
+    responseSerialize: (value: GetGrantResponse): Buffer => Buffer.from(GetGrantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetGrantResponse => GetGrantResponse.decode(value),
+  },
+  /**
+   * Withdraws a user's whole authorization of an app: every connection, every
+   * token and refresh token of the grant (publishes grant.revoked). A later
+   * consent starts a new grant. NOT_FOUND when there is no live grant.
+   */
+  revokeGrant: {
+    path: "/consent.v1.ConsentService/RevokeGrant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeGrantRequest): Buffer => Buffer.from(RevokeGrantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeGrantRequest => RevokeGrantRequest.decode(value),
+    responseSerialize: (value: RevokeGrantResponse): Buffer => Buffer.from(RevokeGrantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeGrantResponse => RevokeGrantResponse.decode(value),
+  },
 } as const;
 
 export interface ConsentServiceServer extends UntypedServiceImplementation {
@@ -2296,6 +2753,14 @@ export interface ConsentServiceServer extends UntypedServiceImplementation {
    * user and app.
    */
   revokeConnection: handleUnaryCall<RevokeConnectionRequest, RevokeConnectionResponse>;
+  /** A grant by id, revoked or not. NOT_FOUND when unknown. */
+  getGrant: handleUnaryCall<GetGrantRequest, GetGrantResponse>;
+  /**
+   * Withdraws a user's whole authorization of an app: every connection, every
+   * token and refresh token of the grant (publishes grant.revoked). A later
+   * consent starts a new grant. NOT_FOUND when there is no live grant.
+   */
+  revokeGrant: handleUnaryCall<RevokeGrantRequest, RevokeGrantResponse>;
 }
 
 export interface ConsentServiceClient extends Client {
@@ -2463,6 +2928,42 @@ export interface ConsentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeConnectionResponse) => void,
+  ): ClientUnaryCall;
+  /** A grant by id, revoked or not. NOT_FOUND when unknown. */
+  getGrant(
+    request: GetGrantRequest,
+    callback: (error: ServiceError | null, response: GetGrantResponse) => void,
+  ): ClientUnaryCall;
+  getGrant(
+    request: GetGrantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetGrantResponse) => void,
+  ): ClientUnaryCall;
+  getGrant(
+    request: GetGrantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetGrantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Withdraws a user's whole authorization of an app: every connection, every
+   * token and refresh token of the grant (publishes grant.revoked). A later
+   * consent starts a new grant. NOT_FOUND when there is no live grant.
+   */
+  revokeGrant(
+    request: RevokeGrantRequest,
+    callback: (error: ServiceError | null, response: RevokeGrantResponse) => void,
+  ): ClientUnaryCall;
+  revokeGrant(
+    request: RevokeGrantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeGrantResponse) => void,
+  ): ClientUnaryCall;
+  revokeGrant(
+    request: RevokeGrantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeGrantResponse) => void,
   ): ClientUnaryCall;
 }
 

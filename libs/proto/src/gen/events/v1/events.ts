@@ -27,6 +27,11 @@ export interface Event {
     | { $case: "connectionCreated"; value: ConnectionCreated }
     | { $case: "connectionRevoked"; value: ConnectionRevoked }
     | { $case: "membershipChanged"; value: MembershipChanged }
+    | { $case: "grantRevoked"; value: GrantRevoked }
+    | { $case: "tokenRevoked"; value: TokenRevoked }
+    | { $case: "clientSuspended"; value: ClientSuspended }
+    | { $case: "userDisabled"; value: UserDisabled }
+    | { $case: "signingKeyRotated"; value: SigningKeyRotated }
     | undefined;
 }
 
@@ -38,6 +43,7 @@ export interface ConnectionCreated {
   clientId: string;
   tenantId: string;
   authEventId: string;
+  tenantName: string;
 }
 
 /**
@@ -64,6 +70,57 @@ export interface MembershipChanged {
   role: number;
 }
 
+/**
+ * grant.revoked: the user withdrew the whole authorization of an app (every
+ * organisation). Tokens of the grant issued before revoked_at are refused;
+ * its refresh tokens are dead.
+ */
+export interface GrantRevoked {
+  grantId: string;
+  userId: string;
+  clientId: string;
+  revokedAt?: Date | undefined;
+}
+
+/** token.revoked: one access token (by jti) is refused from now until it expires. */
+export interface TokenRevoked {
+  tokenId: string;
+  clientId: string;
+  userId: string;
+  /** When the token would have expired: the revocation can be forgotten then. */
+  expiresAt?: Date | undefined;
+  revokedAt?: Date | undefined;
+}
+
+/**
+ * client.suspended: the platform's kill switch for an app. Every token of the
+ * client issued before suspended_at is refused, and no new one is issued
+ * until it is reinstated.
+ */
+export interface ClientSuspended {
+  clientId: string;
+  suspendedAt?: Date | undefined;
+}
+
+/**
+ * user.disabled: a user may no longer sign in, and every token issued for
+ * them before disabled_at is refused.
+ */
+export interface UserDisabled {
+  userId: string;
+  disabledAt?: Date | undefined;
+}
+
+/**
+ * signing_key.rotated: a new key signs from now on; consumers refresh their
+ * JWKS (old keys stay published until their tokens have expired).
+ */
+export interface SigningKeyRotated {
+  newKeyId: string;
+  retiredKeyIds: string[];
+  rotatedAt?: Date | undefined;
+}
+
 function createBaseEvent(): Event {
   return { id: "", occurredAt: undefined, source: "", payload: undefined };
 }
@@ -88,6 +145,21 @@ export const Event: MessageFns<Event> = {
         break;
       case "membershipChanged":
         MembershipChanged.encode(message.payload.value, writer.uint32(98).fork()).join();
+        break;
+      case "grantRevoked":
+        GrantRevoked.encode(message.payload.value, writer.uint32(106).fork()).join();
+        break;
+      case "tokenRevoked":
+        TokenRevoked.encode(message.payload.value, writer.uint32(114).fork()).join();
+        break;
+      case "clientSuspended":
+        ClientSuspended.encode(message.payload.value, writer.uint32(122).fork()).join();
+        break;
+      case "userDisabled":
+        UserDisabled.encode(message.payload.value, writer.uint32(130).fork()).join();
+        break;
+      case "signingKeyRotated":
+        SigningKeyRotated.encode(message.payload.value, writer.uint32(138).fork()).join();
         break;
     }
     return writer;
@@ -154,6 +226,46 @@ export const Event: MessageFns<Event> = {
             message.payload = { $case: "membershipChanged", value: MembershipChanged.decode(reader, reader.uint32()) };
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.payload = { $case: "grantRevoked", value: GrantRevoked.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.payload = { $case: "tokenRevoked", value: TokenRevoked.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.payload = { $case: "clientSuspended", value: ClientSuspended.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.payload = { $case: "userDisabled", value: UserDisabled.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.payload = { $case: "signingKeyRotated", value: SigningKeyRotated.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -193,13 +305,43 @@ export const Event: MessageFns<Event> = {
         }
         break;
       }
+      case "grantRevoked": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "grantRevoked", value: GrantRevoked.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "tokenRevoked": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "tokenRevoked", value: TokenRevoked.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "clientSuspended": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "clientSuspended", value: ClientSuspended.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "userDisabled": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "userDisabled", value: UserDisabled.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "signingKeyRotated": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "signingKeyRotated", value: SigningKeyRotated.fromPartial(object.payload.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseConnectionCreated(): ConnectionCreated {
-  return { connectionId: "", grantId: "", userId: "", clientId: "", tenantId: "", authEventId: "" };
+  return { connectionId: "", grantId: "", userId: "", clientId: "", tenantId: "", authEventId: "", tenantName: "" };
 }
 
 export const ConnectionCreated: MessageFns<ConnectionCreated> = {
@@ -221,6 +363,9 @@ export const ConnectionCreated: MessageFns<ConnectionCreated> = {
     }
     if (message.authEventId !== "") {
       writer.uint32(50).string(message.authEventId);
+    }
+    if (message.tenantName !== "") {
+      writer.uint32(58).string(message.tenantName);
     }
     return writer;
   },
@@ -286,6 +431,14 @@ export const ConnectionCreated: MessageFns<ConnectionCreated> = {
             message.authEventId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tenantName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -309,6 +462,7 @@ export const ConnectionCreated: MessageFns<ConnectionCreated> = {
     message.clientId = object.clientId ?? "";
     message.tenantId = object.tenantId ?? "";
     message.authEventId = object.authEventId ?? "";
+    message.tenantName = object.tenantName ?? "";
     return message;
   },
 };
@@ -503,6 +657,413 @@ export const MembershipChanged: MessageFns<MembershipChanged> = {
     message.userId = object.userId ?? "";
     message.organisationId = object.organisationId ?? "";
     message.role = object.role ?? 0;
+    return message;
+  },
+};
+
+function createBaseGrantRevoked(): GrantRevoked {
+  return { grantId: "", userId: "", clientId: "", revokedAt: undefined };
+}
+
+export const GrantRevoked: MessageFns<GrantRevoked> = {
+  encode(message: GrantRevoked, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grantId !== "") {
+      writer.uint32(10).string(message.grantId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(26).string(message.clientId);
+    }
+    if (message.revokedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantRevoked {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantRevoked();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GrantRevoked>, I>>(base?: I): GrantRevoked {
+    return GrantRevoked.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantRevoked>, I>>(object: I): GrantRevoked {
+    const message = createBaseGrantRevoked();
+    message.grantId = object.grantId ?? "";
+    message.userId = object.userId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.revokedAt = object.revokedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTokenRevoked(): TokenRevoked {
+  return { tokenId: "", clientId: "", userId: "", expiresAt: undefined, revokedAt: undefined };
+}
+
+export const TokenRevoked: MessageFns<TokenRevoked> = {
+  encode(message: TokenRevoked, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenId !== "") {
+      writer.uint32(10).string(message.tokenId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(26).string(message.userId);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(34).fork()).join();
+    }
+    if (message.revokedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.revokedAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenRevoked {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenRevoked();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.revokedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TokenRevoked>, I>>(base?: I): TokenRevoked {
+    return TokenRevoked.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenRevoked>, I>>(object: I): TokenRevoked {
+    const message = createBaseTokenRevoked();
+    message.tokenId = object.tokenId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.userId = object.userId ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.revokedAt = object.revokedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseClientSuspended(): ClientSuspended {
+  return { clientId: "", suspendedAt: undefined };
+}
+
+export const ClientSuspended: MessageFns<ClientSuspended> = {
+  encode(message: ClientSuspended, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    if (message.suspendedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.suspendedAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientSuspended {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientSuspended();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.suspendedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientSuspended>, I>>(base?: I): ClientSuspended {
+    return ClientSuspended.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientSuspended>, I>>(object: I): ClientSuspended {
+    const message = createBaseClientSuspended();
+    message.clientId = object.clientId ?? "";
+    message.suspendedAt = object.suspendedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUserDisabled(): UserDisabled {
+  return { userId: "", disabledAt: undefined };
+}
+
+export const UserDisabled: MessageFns<UserDisabled> = {
+  encode(message: UserDisabled, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.disabledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.disabledAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserDisabled {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserDisabled();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.disabledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UserDisabled>, I>>(base?: I): UserDisabled {
+    return UserDisabled.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserDisabled>, I>>(object: I): UserDisabled {
+    const message = createBaseUserDisabled();
+    message.userId = object.userId ?? "";
+    message.disabledAt = object.disabledAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSigningKeyRotated(): SigningKeyRotated {
+  return { newKeyId: "", retiredKeyIds: [], rotatedAt: undefined };
+}
+
+export const SigningKeyRotated: MessageFns<SigningKeyRotated> = {
+  encode(message: SigningKeyRotated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.newKeyId !== "") {
+      writer.uint32(10).string(message.newKeyId);
+    }
+    for (const v of message.retiredKeyIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.rotatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.rotatedAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SigningKeyRotated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSigningKeyRotated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.newKeyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.retiredKeyIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rotatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SigningKeyRotated>, I>>(base?: I): SigningKeyRotated {
+    return SigningKeyRotated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SigningKeyRotated>, I>>(object: I): SigningKeyRotated {
+    const message = createBaseSigningKeyRotated();
+    message.newKeyId = object.newKeyId ?? "";
+    message.retiredKeyIds = object.retiredKeyIds?.map((e) => e) || [];
+    message.rotatedAt = object.rotatedAt ?? undefined;
     return message;
   },
 };

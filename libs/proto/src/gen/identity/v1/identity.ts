@@ -42,6 +42,8 @@ export interface User {
   emailVerified: boolean;
   createdAt?: Date | undefined;
   disabled: boolean;
+  /** When the user was last disabled, if ever. */
+  disabledAt?: Date | undefined;
 }
 
 export interface Organisation {
@@ -177,8 +179,32 @@ export interface ListMembershipsResponse {
   memberships: Membership[];
 }
 
+export interface DisableUserRequest {
+  userId: string;
+}
+
+export interface DisableUserResponse {
+  user?: User | undefined;
+}
+
+export interface EnableUserRequest {
+  userId: string;
+}
+
+export interface EnableUserResponse {
+  user?: User | undefined;
+}
+
 function createBaseUser(): User {
-  return { id: "", email: "", name: "", emailVerified: false, createdAt: undefined, disabled: false };
+  return {
+    id: "",
+    email: "",
+    name: "",
+    emailVerified: false,
+    createdAt: undefined,
+    disabled: false,
+    disabledAt: undefined,
+  };
 }
 
 export const User: MessageFns<User> = {
@@ -200,6 +226,9 @@ export const User: MessageFns<User> = {
     }
     if (message.disabled !== false) {
       writer.uint32(48).bool(message.disabled);
+    }
+    if (message.disabledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.disabledAt), writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -265,6 +294,14 @@ export const User: MessageFns<User> = {
             message.disabled = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.disabledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -288,6 +325,7 @@ export const User: MessageFns<User> = {
     message.emailVerified = object.emailVerified ?? false;
     message.createdAt = object.createdAt ?? undefined;
     message.disabled = object.disabled ?? false;
+    message.disabledAt = object.disabledAt ?? undefined;
     return message;
   },
 };
@@ -1943,6 +1981,226 @@ export const ListMembershipsResponse: MessageFns<ListMembershipsResponse> = {
   },
 };
 
+function createBaseDisableUserRequest(): DisableUserRequest {
+  return { userId: "" };
+}
+
+export const DisableUserRequest: MessageFns<DisableUserRequest> = {
+  encode(message: DisableUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DisableUserRequest>, I>>(base?: I): DisableUserRequest {
+    return DisableUserRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableUserRequest>, I>>(object: I): DisableUserRequest {
+    const message = createBaseDisableUserRequest();
+    message.userId = object.userId ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableUserResponse(): DisableUserResponse {
+  return { user: undefined };
+}
+
+export const DisableUserResponse: MessageFns<DisableUserResponse> = {
+  encode(message: DisableUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DisableUserResponse>, I>>(base?: I): DisableUserResponse {
+    return DisableUserResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableUserResponse>, I>>(object: I): DisableUserResponse {
+    const message = createBaseDisableUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
+function createBaseEnableUserRequest(): EnableUserRequest {
+  return { userId: "" };
+}
+
+export const EnableUserRequest: MessageFns<EnableUserRequest> = {
+  encode(message: EnableUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnableUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnableUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnableUserRequest>, I>>(base?: I): EnableUserRequest {
+    return EnableUserRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnableUserRequest>, I>>(object: I): EnableUserRequest {
+    const message = createBaseEnableUserRequest();
+    message.userId = object.userId ?? "";
+    return message;
+  },
+};
+
+function createBaseEnableUserResponse(): EnableUserResponse {
+  return { user: undefined };
+}
+
+export const EnableUserResponse: MessageFns<EnableUserResponse> = {
+  encode(message: EnableUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnableUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnableUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnableUserResponse>, I>>(base?: I): EnableUserResponse {
+    return EnableUserResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnableUserResponse>, I>>(object: I): EnableUserResponse {
+    const message = createBaseEnableUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
 /**
  * IdentityService owns people and organisations: users and their password
  * credentials, browser sessions, organisations, and memberships (a user's role
@@ -2057,6 +2315,27 @@ export const IdentityServiceDefinition = {
       requestType: ListMembershipsRequest as typeof ListMembershipsRequest,
       requestStream: false,
       responseType: ListMembershipsResponse as typeof ListMembershipsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Stops a user: no sign-in, sessions ended, and every token issued for them
+     * before now refused everywhere (publishes user.disabled). Idempotent.
+     */
+    disableUser: {
+      name: "DisableUser",
+      requestType: DisableUserRequest as typeof DisableUserRequest,
+      requestStream: false,
+      responseType: DisableUserResponse as typeof DisableUserResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Lets a disabled user sign in again (their old tokens stay dead). */
+    enableUser: {
+      name: "EnableUser",
+      requestType: EnableUserRequest as typeof EnableUserRequest,
+      requestStream: false,
+      responseType: EnableUserResponse as typeof EnableUserResponse,
       responseStream: false,
       options: {},
     },
@@ -2199,6 +2478,29 @@ export const IdentityServiceService = {
       Buffer.from(ListMembershipsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListMembershipsResponse => ListMembershipsResponse.decode(value),
   },
+  /**
+   * Stops a user: no sign-in, sessions ended, and every token issued for them
+   * before now refused everywhere (publishes user.disabled). Idempotent.
+   */
+  disableUser: {
+    path: "/identity.v1.IdentityService/DisableUser" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DisableUserRequest): Buffer => Buffer.from(DisableUserRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DisableUserRequest => DisableUserRequest.decode(value),
+    responseSerialize: (value: DisableUserResponse): Buffer => Buffer.from(DisableUserResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DisableUserResponse => DisableUserResponse.decode(value),
+  },
+  /** Lets a disabled user sign in again (their old tokens stay dead). */
+  enableUser: {
+    path: "/identity.v1.IdentityService/EnableUser" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EnableUserRequest): Buffer => Buffer.from(EnableUserRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnableUserRequest => EnableUserRequest.decode(value),
+    responseSerialize: (value: EnableUserResponse): Buffer => Buffer.from(EnableUserResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnableUserResponse => EnableUserResponse.decode(value),
+  },
 } as const;
 
 export interface IdentityServiceServer extends UntypedServiceImplementation {
@@ -2231,6 +2533,13 @@ export interface IdentityServiceServer extends UntypedServiceImplementation {
   getMembership: handleUnaryCall<GetMembershipRequest, GetMembershipResponse>;
   /** Every organisation the user belongs to, with its name and the user's role. */
   listMemberships: handleUnaryCall<ListMembershipsRequest, ListMembershipsResponse>;
+  /**
+   * Stops a user: no sign-in, sessions ended, and every token issued for them
+   * before now refused everywhere (publishes user.disabled). Idempotent.
+   */
+  disableUser: handleUnaryCall<DisableUserRequest, DisableUserResponse>;
+  /** Lets a disabled user sign in again (their old tokens stay dead). */
+  enableUser: handleUnaryCall<EnableUserRequest, EnableUserResponse>;
 }
 
 export interface IdentityServiceClient extends Client {
@@ -2416,6 +2725,41 @@ export interface IdentityServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListMembershipsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Stops a user: no sign-in, sessions ended, and every token issued for them
+   * before now refused everywhere (publishes user.disabled). Idempotent.
+   */
+  disableUser(
+    request: DisableUserRequest,
+    callback: (error: ServiceError | null, response: DisableUserResponse) => void,
+  ): ClientUnaryCall;
+  disableUser(
+    request: DisableUserRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DisableUserResponse) => void,
+  ): ClientUnaryCall;
+  disableUser(
+    request: DisableUserRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DisableUserResponse) => void,
+  ): ClientUnaryCall;
+  /** Lets a disabled user sign in again (their old tokens stay dead). */
+  enableUser(
+    request: EnableUserRequest,
+    callback: (error: ServiceError | null, response: EnableUserResponse) => void,
+  ): ClientUnaryCall;
+  enableUser(
+    request: EnableUserRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnableUserResponse) => void,
+  ): ClientUnaryCall;
+  enableUser(
+    request: EnableUserRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnableUserResponse) => void,
   ): ClientUnaryCall;
 }
 

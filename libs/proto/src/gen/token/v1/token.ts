@@ -40,7 +40,11 @@ export interface Client {
    */
   tokenEndpointAuthMethod: string;
   grantTypes: string[];
-  createdAt?: Date | undefined;
+  createdAt?:
+    | Date
+    | undefined;
+  /** Set while the client is suspended. */
+  suspendedAt?: Date | undefined;
 }
 
 /** How the client authenticated at the token endpoint (RFC 6749 §2.3). */
@@ -126,6 +130,55 @@ export interface GetJwksResponse {
   jwksJson: string;
 }
 
+export interface RevokeTokenRequest {
+  client?: ClientAuthentication | undefined;
+  token: string;
+  /** "access_token" or "refresh_token" (RFC 7009 §2.1); a hint only. */
+  tokenTypeHint: string;
+}
+
+export interface RevokeTokenResponse {
+}
+
+export interface CheckTokenRequest {
+  tokenId: string;
+  clientId: string;
+  userId: string;
+  grantId: string;
+  /** The token's iat. */
+  issuedAt?: Date | undefined;
+}
+
+export interface CheckTokenResponse {
+  active: boolean;
+  /** Why not: token_revoked, grant_revoked, client_suspended, user_disabled. */
+  reason: string;
+}
+
+export interface SuspendClientRequest {
+  clientId: string;
+}
+
+export interface SuspendClientResponse {
+  client?: Client | undefined;
+}
+
+export interface ReinstateClientRequest {
+  clientId: string;
+}
+
+export interface ReinstateClientResponse {
+  client?: Client | undefined;
+}
+
+export interface RotateSigningKeyRequest {
+}
+
+export interface RotateSigningKeyResponse {
+  keyId: string;
+  retiredKeyIds: string[];
+}
+
 function createBaseClient(): Client {
   return {
     clientId: "",
@@ -135,6 +188,7 @@ function createBaseClient(): Client {
     tokenEndpointAuthMethod: "",
     grantTypes: [],
     createdAt: undefined,
+    suspendedAt: undefined,
   };
 }
 
@@ -160,6 +214,9 @@ export const Client: MessageFns<Client> = {
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(58).fork()).join();
+    }
+    if (message.suspendedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.suspendedAt), writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -233,6 +290,14 @@ export const Client: MessageFns<Client> = {
             message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.suspendedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -257,6 +322,7 @@ export const Client: MessageFns<Client> = {
     message.tokenEndpointAuthMethod = object.tokenEndpointAuthMethod ?? "";
     message.grantTypes = object.grantTypes?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? undefined;
+    message.suspendedAt = object.suspendedAt ?? undefined;
     return message;
   },
 };
@@ -1247,6 +1313,634 @@ export const GetJwksResponse: MessageFns<GetJwksResponse> = {
   },
 };
 
+function createBaseRevokeTokenRequest(): RevokeTokenRequest {
+  return { client: undefined, token: "", tokenTypeHint: "" };
+}
+
+export const RevokeTokenRequest: MessageFns<RevokeTokenRequest> = {
+  encode(message: RevokeTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      ClientAuthentication.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.tokenTypeHint !== "") {
+      writer.uint32(26).string(message.tokenTypeHint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = ClientAuthentication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tokenTypeHint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RevokeTokenRequest>, I>>(base?: I): RevokeTokenRequest {
+    return RevokeTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeTokenRequest>, I>>(object: I): RevokeTokenRequest {
+    const message = createBaseRevokeTokenRequest();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? ClientAuthentication.fromPartial(object.client)
+      : undefined;
+    message.token = object.token ?? "";
+    message.tokenTypeHint = object.tokenTypeHint ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeTokenResponse(): RevokeTokenResponse {
+  return {};
+}
+
+export const RevokeTokenResponse: MessageFns<RevokeTokenResponse> = {
+  encode(_: RevokeTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RevokeTokenResponse>, I>>(base?: I): RevokeTokenResponse {
+    return RevokeTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeTokenResponse>, I>>(_: I): RevokeTokenResponse {
+    const message = createBaseRevokeTokenResponse();
+    return message;
+  },
+};
+
+function createBaseCheckTokenRequest(): CheckTokenRequest {
+  return { tokenId: "", clientId: "", userId: "", grantId: "", issuedAt: undefined };
+}
+
+export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
+  encode(message: CheckTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenId !== "") {
+      writer.uint32(10).string(message.tokenId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(26).string(message.userId);
+    }
+    if (message.grantId !== "") {
+      writer.uint32(34).string(message.grantId);
+    }
+    if (message.issuedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.issuedAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tokenId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.issuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CheckTokenRequest>, I>>(base?: I): CheckTokenRequest {
+    return CheckTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckTokenRequest>, I>>(object: I): CheckTokenRequest {
+    const message = createBaseCheckTokenRequest();
+    message.tokenId = object.tokenId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.userId = object.userId ?? "";
+    message.grantId = object.grantId ?? "";
+    message.issuedAt = object.issuedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCheckTokenResponse(): CheckTokenResponse {
+  return { active: false, reason: "" };
+}
+
+export const CheckTokenResponse: MessageFns<CheckTokenResponse> = {
+  encode(message: CheckTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.active !== false) {
+      writer.uint32(8).bool(message.active);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.active = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CheckTokenResponse>, I>>(base?: I): CheckTokenResponse {
+    return CheckTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckTokenResponse>, I>>(object: I): CheckTokenResponse {
+    const message = createBaseCheckTokenResponse();
+    message.active = object.active ?? false;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseSuspendClientRequest(): SuspendClientRequest {
+  return { clientId: "" };
+}
+
+export const SuspendClientRequest: MessageFns<SuspendClientRequest> = {
+  encode(message: SuspendClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendClientRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendClientRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SuspendClientRequest>, I>>(base?: I): SuspendClientRequest {
+    return SuspendClientRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuspendClientRequest>, I>>(object: I): SuspendClientRequest {
+    const message = createBaseSuspendClientRequest();
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseSuspendClientResponse(): SuspendClientResponse {
+  return { client: undefined };
+}
+
+export const SuspendClientResponse: MessageFns<SuspendClientResponse> = {
+  encode(message: SuspendClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      Client.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendClientResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendClientResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = Client.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SuspendClientResponse>, I>>(base?: I): SuspendClientResponse {
+    return SuspendClientResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuspendClientResponse>, I>>(object: I): SuspendClientResponse {
+    const message = createBaseSuspendClientResponse();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? Client.fromPartial(object.client)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReinstateClientRequest(): ReinstateClientRequest {
+  return { clientId: "" };
+}
+
+export const ReinstateClientRequest: MessageFns<ReinstateClientRequest> = {
+  encode(message: ReinstateClientRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReinstateClientRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReinstateClientRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReinstateClientRequest>, I>>(base?: I): ReinstateClientRequest {
+    return ReinstateClientRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReinstateClientRequest>, I>>(object: I): ReinstateClientRequest {
+    const message = createBaseReinstateClientRequest();
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseReinstateClientResponse(): ReinstateClientResponse {
+  return { client: undefined };
+}
+
+export const ReinstateClientResponse: MessageFns<ReinstateClientResponse> = {
+  encode(message: ReinstateClientResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      Client.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReinstateClientResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReinstateClientResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = Client.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReinstateClientResponse>, I>>(base?: I): ReinstateClientResponse {
+    return ReinstateClientResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReinstateClientResponse>, I>>(object: I): ReinstateClientResponse {
+    const message = createBaseReinstateClientResponse();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? Client.fromPartial(object.client)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRotateSigningKeyRequest(): RotateSigningKeyRequest {
+  return {};
+}
+
+export const RotateSigningKeyRequest: MessageFns<RotateSigningKeyRequest> = {
+  encode(_: RotateSigningKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSigningKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSigningKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RotateSigningKeyRequest>, I>>(base?: I): RotateSigningKeyRequest {
+    return RotateSigningKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSigningKeyRequest>, I>>(_: I): RotateSigningKeyRequest {
+    const message = createBaseRotateSigningKeyRequest();
+    return message;
+  },
+};
+
+function createBaseRotateSigningKeyResponse(): RotateSigningKeyResponse {
+  return { keyId: "", retiredKeyIds: [] };
+}
+
+export const RotateSigningKeyResponse: MessageFns<RotateSigningKeyResponse> = {
+  encode(message: RotateSigningKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    for (const v of message.retiredKeyIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSigningKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSigningKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.retiredKeyIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RotateSigningKeyResponse>, I>>(base?: I): RotateSigningKeyResponse {
+    return RotateSigningKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSigningKeyResponse>, I>>(object: I): RotateSigningKeyResponse {
+    const message = createBaseRotateSigningKeyResponse();
+    message.keyId = object.keyId ?? "";
+    message.retiredKeyIds = object.retiredKeyIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * TokenService owns OAuth clients (apps), authorization codes, refresh tokens
  * and the keys that sign access and ID tokens.
@@ -1318,6 +2012,64 @@ export const TokenServiceDefinition = {
       requestType: GetJwksRequest as typeof GetJwksRequest,
       requestStream: false,
       responseType: GetJwksResponse as typeof GetJwksResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * RFC 7009 for the client that owns the token: an access token is refused
+     * everywhere until it expires (token.revoked); a refresh token ends its
+     * whole grant (grant.revoked). Unknown or foreign tokens succeed silently.
+     */
+    revokeToken: {
+      name: "RevokeToken",
+      requestType: RevokeTokenRequest as typeof RevokeTokenRequest,
+      requestStream: false,
+      responseType: RevokeTokenResponse as typeof RevokeTokenResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * The synchronous revocation check, for services whose event feed is stale:
+     * is a token with these claims still good as far as revocations go (token
+     * id, client, user, grant)? Connections are checked with the consent service.
+     */
+    checkToken: {
+      name: "CheckToken",
+      requestType: CheckTokenRequest as typeof CheckTokenRequest,
+      requestStream: false,
+      responseType: CheckTokenResponse as typeof CheckTokenResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * The platform's kill switch for an app: its tokens are refused everywhere
+     * and none is issued until reinstated (publishes client.suspended).
+     */
+    suspendClient: {
+      name: "SuspendClient",
+      requestType: SuspendClientRequest as typeof SuspendClientRequest,
+      requestStream: false,
+      responseType: SuspendClientResponse as typeof SuspendClientResponse,
+      responseStream: false,
+      options: {},
+    },
+    reinstateClient: {
+      name: "ReinstateClient",
+      requestType: ReinstateClientRequest as typeof ReinstateClientRequest,
+      requestStream: false,
+      responseType: ReinstateClientResponse as typeof ReinstateClientResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * A new key signs from now on; the old ones stay published until their
+     * tokens have expired (publishes signing_key.rotated).
+     */
+    rotateSigningKey: {
+      name: "RotateSigningKey",
+      requestType: RotateSigningKeyRequest as typeof RotateSigningKeyRequest,
+      requestStream: false,
+      responseType: RotateSigningKeyResponse as typeof RotateSigningKeyResponse,
       responseStream: false,
       options: {},
     },
@@ -1411,6 +2163,74 @@ export const TokenServiceService = {
     responseSerialize: (value: GetJwksResponse): Buffer => Buffer.from(GetJwksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetJwksResponse => GetJwksResponse.decode(value),
   },
+  /**
+   * RFC 7009 for the client that owns the token: an access token is refused
+   * everywhere until it expires (token.revoked); a refresh token ends its
+   * whole grant (grant.revoked). Unknown or foreign tokens succeed silently.
+   */
+  revokeToken: {
+    path: "/token.v1.TokenService/RevokeToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeTokenRequest): Buffer => Buffer.from(RevokeTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeTokenRequest => RevokeTokenRequest.decode(value),
+    responseSerialize: (value: RevokeTokenResponse): Buffer => Buffer.from(RevokeTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeTokenResponse => RevokeTokenResponse.decode(value),
+  },
+  /**
+   * The synchronous revocation check, for services whose event feed is stale:
+   * is a token with these claims still good as far as revocations go (token
+   * id, client, user, grant)? Connections are checked with the consent service.
+   */
+  checkToken: {
+    path: "/token.v1.TokenService/CheckToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckTokenRequest): Buffer => Buffer.from(CheckTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckTokenRequest => CheckTokenRequest.decode(value),
+    responseSerialize: (value: CheckTokenResponse): Buffer => Buffer.from(CheckTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckTokenResponse => CheckTokenResponse.decode(value),
+  },
+  /**
+   * The platform's kill switch for an app: its tokens are refused everywhere
+   * and none is issued until reinstated (publishes client.suspended).
+   */
+  suspendClient: {
+    path: "/token.v1.TokenService/SuspendClient" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SuspendClientRequest): Buffer => Buffer.from(SuspendClientRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SuspendClientRequest => SuspendClientRequest.decode(value),
+    responseSerialize: (value: SuspendClientResponse): Buffer =>
+      Buffer.from(SuspendClientResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SuspendClientResponse => SuspendClientResponse.decode(value),
+  },
+  reinstateClient: {
+    path: "/token.v1.TokenService/ReinstateClient" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReinstateClientRequest): Buffer =>
+      Buffer.from(ReinstateClientRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReinstateClientRequest => ReinstateClientRequest.decode(value),
+    responseSerialize: (value: ReinstateClientResponse): Buffer =>
+      Buffer.from(ReinstateClientResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReinstateClientResponse => ReinstateClientResponse.decode(value),
+  },
+  /**
+   * A new key signs from now on; the old ones stay published until their
+   * tokens have expired (publishes signing_key.rotated).
+   */
+  rotateSigningKey: {
+    path: "/token.v1.TokenService/RotateSigningKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateSigningKeyRequest): Buffer =>
+      Buffer.from(RotateSigningKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateSigningKeyRequest => RotateSigningKeyRequest.decode(value),
+    responseSerialize: (value: RotateSigningKeyResponse): Buffer =>
+      Buffer.from(RotateSigningKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateSigningKeyResponse => RotateSigningKeyResponse.decode(value),
+  },
 } as const;
 
 export interface TokenServiceServer extends UntypedServiceImplementation {
@@ -1433,6 +2253,29 @@ export interface TokenServiceServer extends UntypedServiceImplementation {
   refreshAccessToken: handleUnaryCall<RefreshAccessTokenRequest, RefreshAccessTokenResponse>;
   /** The public signing keys, as a JWK Set (RFC 7517 §5). */
   getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
+  /**
+   * RFC 7009 for the client that owns the token: an access token is refused
+   * everywhere until it expires (token.revoked); a refresh token ends its
+   * whole grant (grant.revoked). Unknown or foreign tokens succeed silently.
+   */
+  revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
+  /**
+   * The synchronous revocation check, for services whose event feed is stale:
+   * is a token with these claims still good as far as revocations go (token
+   * id, client, user, grant)? Connections are checked with the consent service.
+   */
+  checkToken: handleUnaryCall<CheckTokenRequest, CheckTokenResponse>;
+  /**
+   * The platform's kill switch for an app: its tokens are refused everywhere
+   * and none is issued until reinstated (publishes client.suspended).
+   */
+  suspendClient: handleUnaryCall<SuspendClientRequest, SuspendClientResponse>;
+  reinstateClient: handleUnaryCall<ReinstateClientRequest, ReinstateClientResponse>;
+  /**
+   * A new key signs from now on; the old ones stay published until their
+   * tokens have expired (publishes signing_key.rotated).
+   */
+  rotateSigningKey: handleUnaryCall<RotateSigningKeyRequest, RotateSigningKeyResponse>;
 }
 
 export interface TokenServiceClient extends Client1 {
@@ -1538,6 +2381,99 @@ export interface TokenServiceClient extends Client1 {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetJwksResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RFC 7009 for the client that owns the token: an access token is refused
+   * everywhere until it expires (token.revoked); a refresh token ends its
+   * whole grant (grant.revoked). Unknown or foreign tokens succeed silently.
+   */
+  revokeToken(
+    request: RevokeTokenRequest,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeToken(
+    request: RevokeTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeToken(
+    request: RevokeTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The synchronous revocation check, for services whose event feed is stale:
+   * is a token with these claims still good as far as revocations go (token
+   * id, client, user, grant)? Connections are checked with the consent service.
+   */
+  checkToken(
+    request: CheckTokenRequest,
+    callback: (error: ServiceError | null, response: CheckTokenResponse) => void,
+  ): ClientUnaryCall;
+  checkToken(
+    request: CheckTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckTokenResponse) => void,
+  ): ClientUnaryCall;
+  checkToken(
+    request: CheckTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The platform's kill switch for an app: its tokens are refused everywhere
+   * and none is issued until reinstated (publishes client.suspended).
+   */
+  suspendClient(
+    request: SuspendClientRequest,
+    callback: (error: ServiceError | null, response: SuspendClientResponse) => void,
+  ): ClientUnaryCall;
+  suspendClient(
+    request: SuspendClientRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SuspendClientResponse) => void,
+  ): ClientUnaryCall;
+  suspendClient(
+    request: SuspendClientRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SuspendClientResponse) => void,
+  ): ClientUnaryCall;
+  reinstateClient(
+    request: ReinstateClientRequest,
+    callback: (error: ServiceError | null, response: ReinstateClientResponse) => void,
+  ): ClientUnaryCall;
+  reinstateClient(
+    request: ReinstateClientRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReinstateClientResponse) => void,
+  ): ClientUnaryCall;
+  reinstateClient(
+    request: ReinstateClientRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReinstateClientResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A new key signs from now on; the old ones stay published until their
+   * tokens have expired (publishes signing_key.rotated).
+   */
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
   ): ClientUnaryCall;
 }
 
