@@ -70,7 +70,9 @@ try {
   stops.push(() => nats.process.stop());
 
   say('Starting identity, consent, token, accounting and the edge…');
-  const platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: logs, ports: DEFAULT_PORTS, echo });
+  // The development CA and every service's certificate (mutual TLS), and the
+  // local operator's, which the admin CLI uses by default: .data/pki.
+  const platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: logs, pkiDir: join(data, 'pki'), ports: DEFAULT_PORTS, echo });
   stops.push(() => platform.stop());
 
   say('Seeding demo data…');

@@ -1,5 +1,5 @@
 import { startAccessChecks } from '@ledgerly/access';
-import { createClient, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { TokenServiceDefinition } from '@ledgerly/proto/token/v1/token';
@@ -14,14 +14,13 @@ export const accounting: ServiceDefinitionOptions<AccountingConfig> = {
   config: loadAccountingConfig,
   logLevel: (config) => config.LEDGERLY_LOG_LEVEL,
   start: (config, runtime) =>
-    startGrpcApp(runtime, config, async ({ db, events, logger }) => {
+    startGrpcApp(runtime, config, async ({ db, events, logger, client }) => {
       const organisations = new OrganisationStore(db);
       const contacts = new ContactStore(db);
       await contacts.ensureIndexes();
-      const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
-      const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
-      const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
-      runtime.onStop('clients', () => (identity.close(), consent.close(), token.close()));
+      const identity = client(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
+      const consent = client(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
+      const token = client(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
       const access = await startAccessChecks({
         token,
         consent,

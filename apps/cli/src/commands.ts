@@ -1,5 +1,6 @@
 import { parseRole, roleName } from '@ledgerly/access';
-import { createClient, type PromiseClient } from '@ledgerly/chassis';
+import { createClient, loadTls, type PromiseClient, type TlsFiles } from '@ledgerly/chassis';
+import { ensurePki, SERVICE_IDENTITIES } from '@ledgerly/pki';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition, type Membership } from '@ledgerly/proto/identity/v1/identity';
 import { ClientType, TokenServiceDefinition, type Client } from '@ledgerly/proto/token/v1/token';
@@ -10,6 +11,8 @@ export interface Addresses {
   identity: string;
   consent: string;
   token: string;
+  /** The operator's certificate: every call is authenticated (mutual TLS) and audited. */
+  tls: TlsFiles;
 }
 
 export function addressesFrom(env: Record<string, string | undefined>): Addresses {
@@ -17,6 +20,11 @@ export function addressesFrom(env: Record<string, string | undefined>): Addresse
     identity: env['LEDGERLY_IDENTITY_ADDR'] || '127.0.0.1:50051',
     consent: env['LEDGERLY_CONSENT_ADDR'] || '127.0.0.1:50052',
     token: env['LEDGERLY_TOKEN_ADDR'] || '127.0.0.1:50053',
+    tls: {
+      caFile: env['LEDGERLY_TLS_CA'] || '.data/pki/ca.crt',
+      certFile: env['LEDGERLY_TLS_CERT'] || '.data/pki/operator-local.crt',
+      keyFile: env['LEDGERLY_TLS_KEY'] || '.data/pki/operator-local.key',
+    },
   };
 }
 
@@ -28,9 +36,11 @@ export interface Services {
 }
 
 export function connect(addresses: Addresses): Services {
-  const identity = createClient(IdentityServiceDefinition, addresses.identity, { deadlineMs: 10_000 });
-  const consent = createClient(ConsentServiceDefinition, addresses.consent, { deadlineMs: 10_000 });
-  const token = createClient(TokenServiceDefinition, addresses.token, { deadlineMs: 10_000 });
+  const tls = loadTls(addresses.tls);
+  if (!tls.identity.startsWith('operator:')) throw new Error(`The certificate in ${addresses.tls.certFile} is "${tls.identity}", not an operator's`);
+  const identity = createClient(IdentityServiceDefinition, addresses.identity, { deadlineMs: 10_000, tls });
+  const consent = createClient(ConsentServiceDefinition, addresses.consent, { deadlineMs: 10_000, tls });
+  const token = createClient(TokenServiceDefinition, addresses.token, { deadlineMs: 10_000, tls });
   return { identity, consent, token, close: () => [identity, consent, token].forEach((c) => c.close()) };
 }
 
@@ -44,6 +54,8 @@ export interface Command {
   words: [string, string];
   summary: string;
   options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; required?: boolean; description: string }>;
+  /** Commands that work offline (pki) do not connect to the services. */
+  offline?: boolean;
   run(services: Services, options: Options): Promise<unknown>;
 }
 
@@ -251,6 +263,22 @@ export const COMMANDS: Command[] = [
     run: async ({ token }) => {
       const { keyId, retiredKeyIds } = await token.rotateSigningKey({});
       return { key_id: keyId, still_published: retiredKeyIds };
+    },
+  },
+  {
+    words: ['pki', 'init'],
+    summary: 'Create the development CA and the certificates of the services and of an operator (idempotent)',
+    offline: true,
+    options: {
+      dir: { type: 'string', required: true, description: 'Directory for ca.crt, <name>.crt and <name>.key' },
+      operator: { type: 'string', description: 'Operator name for operator:<name> (default: local)' },
+      host: { type: 'string', multiple: true, description: 'Extra host name the services answer as (repeat)' },
+    },
+    run: async (_services, o) => {
+      const operator = `operator:${typeof o['operator'] === 'string' ? o['operator'] : 'local'}`;
+      const hosts = Array.isArray(o['host']) ? o['host'].map(String) : [];
+      const creds = await ensurePki(str(o, 'dir'), [...SERVICE_IDENTITIES, operator], { hosts });
+      return Object.fromEntries(Object.entries(creds).map(([name, c]) => [name, { cert: c.certFile, key: c.keyFile }]));
     },
   },
 ];

@@ -45,7 +45,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${help(command)}`);
     return 2;
   }
-  const services = connect(addressesFrom(process.env));
+  let services: ReturnType<typeof connect>;
+  try {
+    services = command.offline ? ({ close: () => undefined } as ReturnType<typeof connect>) : connect(addressesFrom(process.env));
+  } catch (err) {
+    process.stderr.write(`Error: ${(err as Error).message}\nThe admin CLI authenticates with an operator certificate (LEDGERLY_TLS_CERT, default .data/pki/operator-local.crt, made by npm start or \`npm run cli -- pki init --dir .data/pki\`).\n`);
+    return 1;
+  }
   try {
     const result = await command.run(services, values);
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -1,5 +1,5 @@
 import { apiAudience } from '@ledgerly/access';
-import { httpUrl, listenAddress, loadConfig, logLevel, milliseconds, natsUrl, peerAddress, z } from '@ledgerly/chassis';
+import { httpUrl, listenAddress, loadConfig, logLevel, milliseconds, natsUrl, peerAddress, tlsConfig, z } from '@ledgerly/chassis';
 
 export const configShape = {
   LEDGERLY_HTTP_LISTEN: listenAddress('127.0.0.1:3000'),
@@ -15,6 +15,8 @@ export const configShape = {
   LEDGERLY_PLATFORM_NAME: z.string().min(1).max(40).default('Ledgerly'),
   /** How long the event feed may be unhealthy before access is checked synchronously (docs/security.md). */
   LEDGERLY_FEED_STALE_MS: milliseconds(2000),
+  /** The edge's certificate for mutual TLS with the services. */
+  ...tlsConfig('edge'),
 };
 
 export type EdgeConfig = ReturnType<typeof loadEdgeConfig>;

@@ -1,5 +1,5 @@
 import { startAccessChecks } from '@ledgerly/access';
-import { createClient, EventBus, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { createClient, EventBus, loadServiceTls, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
@@ -16,12 +16,13 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
   logLevel: (config) => config.LEDGERLY_LOG_LEVEL,
   start: async (config, runtime) => {
     const { logger } = runtime;
+    const tls = loadServiceTls(config, 'edge');
     const events = await EventBus.connect({ url: config.LEDGERLY_NATS_URL, name: 'edge', logger });
     runtime.onStop('nats', () => events.close());
-    const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
-    const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
-    const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR);
-    const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { deadlineMs: 5_000 });
+    const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR, { tls });
+    const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR, { tls });
+    const token = createClient(TokenServiceDefinition, config.LEDGERLY_TOKEN_ADDR, { tls });
+    const accounting = createClient(AccountingServiceDefinition, config.LEDGERLY_ACCOUNTING_ADDR, { tls, deadlineMs: 5_000 });
     runtime.onStop('clients', () => [identity, consent, token, accounting].forEach((c) => c.close()));
 
     const clients = new ClientDirectory(token);

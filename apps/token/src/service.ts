@@ -1,5 +1,5 @@
 import { ACCESS_TOKEN_TTL_SECONDS, AccessTokenVerifier } from '@ledgerly/access';
-import { createClient, Outbox, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { Outbox, startGrpcApp, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { loadTokenConfig, type TokenConfig } from './config.js';
@@ -17,7 +17,7 @@ export const token: ServiceDefinitionOptions<TokenConfig> = {
   config: loadTokenConfig,
   logLevel: (config) => config.LEDGERLY_LOG_LEVEL,
   start: (config, runtime) =>
-    startGrpcApp(runtime, config, async ({ db, events, logger }) => {
+    startGrpcApp(runtime, config, async ({ db, events, logger, client }) => {
       const clients = new ClientStore(db);
       const codes = new CodeStore(db);
       const refreshTokens = new RefreshTokenStore(db);
@@ -27,9 +27,8 @@ export const token: ServiceDefinitionOptions<TokenConfig> = {
       const keys = new SigningKeys(new SigningKeyStore(db), maxLifetimeMs, logger);
       await keys.load();
       runtime.onStop('key reload', startPeriodicJob('signing keys', 60_000, async () => (await keys.load(), 0), logger));
-      const identity = createClient(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
-      const consent = createClient(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
-      runtime.onStop('clients', () => (identity.close(), consent.close()));
+      const identity = client(IdentityServiceDefinition, config.LEDGERLY_IDENTITY_ADDR);
+      const consent = client(ConsentServiceDefinition, config.LEDGERLY_CONSENT_ADDR);
       runtime.onStop('code sweeper', startPeriodicJob('codes', 60_000, () => codes.sweepExpired(), logger));
       runtime.onStop('refresh token sweeper', startPeriodicJob('refresh tokens', 3_600_000, () => refreshTokens.sweepExpired(), logger));
       const issuer = new TokenIssuer(config, keys, refreshTokens, identity);

@@ -1,6 +1,7 @@
 import { Client, credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError as GrpcError } from '@grpc/grpc-js';
 import { currentRequestContext, REQUEST_ID_KEY } from './context.js';
 import { ERROR_REASON_KEY, RemoteError } from './errors.js';
+import { channelCredentials, type TlsMaterial } from './tls.js';
 import {
   deserializer,
   methodPath,
@@ -40,6 +41,8 @@ export interface ClientOptions {
   idempotent?: (methodName: string) => boolean;
   /** Attempts for idempotent methods, including the first (default 3). */
   maxAttempts?: number;
+  /** Mutual TLS as this identity (services always; plain text only in chassis tests). */
+  tls?: TlsMaterial;
   credentials?: ChannelCredentials;
 }
 
@@ -56,7 +59,8 @@ export function createClient<D extends ServiceDefinition>(
   address: string,
   options: ClientOptions = {},
 ): PromiseClient<D> {
-  const client = new Client(address, options.credentials ?? grpcCredentials.createInsecure(), {
+  const channel = options.tls ? channelCredentials(options.tls) : (options.credentials ?? grpcCredentials.createInsecure());
+  const client = new Client(address, channel, {
     // Reconnect quickly once a restarted peer is back (grpc-js defaults to up to 120 s).
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 1000,

@@ -11,7 +11,7 @@ import {
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { performance } from 'node:perf_hooks';
 import { REQUEST_ID_KEY, sanitizeRequestId, withRequestContext } from './context.js';
-import { toStatusObject } from './errors.js';
+import { PermissionDeniedError, toStatusObject } from './errors.js';
 import {
   deserializer,
   methodPath,
@@ -21,12 +21,15 @@ import {
   type ResponseOf,
   type ServiceDefinition,
 } from './grpc-types.js';
-import type { Logger } from './logger.js';
+import { sanitize, type Logger } from './logger.js';
+import { callerMatches, OPERATOR, serverCredentials, type TlsMaterial } from './tls.js';
 
 /** What a handler knows about the call besides its request message. */
 export interface CallContext {
   readonly service: string;
   readonly method: string;
+  /** Who called: the common name of their certificate ("edge", "operator:alice", …). */
+  readonly caller: string;
   readonly requestId: string;
   readonly metadata: Metadata;
   readonly logger: Logger;
@@ -43,14 +46,36 @@ export type ServiceHandlers<D extends ServiceDefinition> = {
   ) => Promise<DeepPartial<ResponseOf<D['methods'][K]>>>;
 };
 
+/**
+ * Who may call each method: service names ("edge"), OPERATOR (any
+ * "operator:*" certificate) or, for the chassis's own tests, ANY_CALLER.
+ * Every method must be listed: a method added later is born refusing
+ * everyone until someone decides who may call it.
+ */
+export type AccessList<D extends ServiceDefinition> = { readonly [K in keyof D['methods']]: readonly string[] };
+
 export interface ServiceImplementation {
   readonly definition: ServiceDefinition;
   readonly handlers: Record<string, (request: unknown, ctx: CallContext) => Promise<unknown>>;
+  readonly access: Readonly<Record<string, readonly string[]>>;
 }
 
-/** Pairs a service definition with its handlers, type-checked per method. */
-export function implement<D extends ServiceDefinition>(definition: D, handlers: ServiceHandlers<D>): ServiceImplementation {
-  return { definition, handlers: handlers as ServiceImplementation['handlers'] };
+/** Pairs a service definition with its handlers and access list, type-checked per method. */
+export function implement<D extends ServiceDefinition>(definition: D, handlers: ServiceHandlers<D>, access: AccessList<D>): ServiceImplementation {
+  return { definition, handlers: handlers as ServiceImplementation['handlers'], access: access as ServiceImplementation['access'] };
+}
+
+/** One operator action, for the audit log. */
+export interface AuditEntry {
+  at: Date;
+  operator: string;
+  service: string;
+  method: string;
+  requestId: string;
+  /** "OK" or the gRPC status name. */
+  outcome: string;
+  /** The request, with secrets redacted. */
+  request: unknown;
 }
 
 export interface GrpcServerOptions {
@@ -58,7 +83,10 @@ export interface GrpcServerOptions {
   address: string;
   services: ServiceImplementation[];
   logger: Logger;
-  credentials?: ServerCredentials;
+  /** Mutual TLS. Without it the server is plain text and every caller is "anonymous" (chassis tests only). */
+  tls?: TlsMaterial;
+  /** Receives every call made with an operator certificate. */
+  audit?: (entry: AuditEntry) => Promise<void>;
 }
 
 /**
@@ -86,11 +114,12 @@ export class GrpcServer {
     );
     health.addToServer(server);
     for (const service of options.services) {
-      const [definition, implementation] = toGrpcJs(service, options.logger);
+      const [definition, implementation] = toGrpcJs(service, options.logger, options.audit);
       server.addService(definition, implementation);
     }
+    const credentials = options.tls ? serverCredentials(options.tls) : ServerCredentials.createInsecure();
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(options.address, options.credentials ?? ServerCredentials.createInsecure(), (err, boundPort) =>
+      server.bindAsync(options.address, credentials, (err, boundPort) =>
         err ? reject(err) : resolve(boundPort),
       );
     });
@@ -121,13 +150,19 @@ export class GrpcServer {
   }
 }
 
-function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServiceDefinition, UntypedServiceImplementation] {
+function toGrpcJs(
+  service: ServiceImplementation,
+  logger: Logger,
+  audit: GrpcServerOptions['audit'],
+): [GrpcJsServiceDefinition, UntypedServiceImplementation] {
   const definition: Record<string, GrpcJsServiceDefinition[string]> = {};
   const implementation: UntypedServiceImplementation = {};
   const serviceLogger = logger.child({ grpcService: service.definition.fullName });
   for (const [key, method] of Object.entries(service.definition.methods)) {
     const handler = service.handlers[key];
     if (!handler) throw new TypeError(`${service.definition.fullName}: no handler for ${method.name}`);
+    const allowed = service.access[key];
+    if (!allowed) throw new TypeError(`${service.definition.fullName}: no access list for ${method.name}`);
     if (method.requestStream || method.responseStream) {
       throw new TypeError(`${service.definition.fullName}.${method.name}: streaming is not supported by the chassis`);
     }
@@ -142,6 +177,7 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
     };
     implementation[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const requestId = sanitizeRequestId(call.metadata.get(REQUEST_ID_KEY)[0]?.toString());
+      const caller = callerOf(call);
       const abort = new AbortController();
       let finished = false;
       // grpc-js also emits "cancelled" after a call completes; only an unfinished call is really cancelled.
@@ -153,6 +189,7 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
         const ctx: CallContext = {
           service: service.definition.fullName,
           method: method.name,
+          caller,
           requestId,
           metadata: call.metadata,
           logger: serviceLogger,
@@ -162,15 +199,26 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
             return value === undefined ? undefined : value.toString();
           },
         };
-        handler(call.request, ctx).then(
+        const run = allowed.some((entry) => callerMatches(caller, entry))
+          ? handler(call.request, ctx)
+          : Promise.reject(new PermissionDeniedError(`${caller} may not call ${method.name}`, 'caller_not_allowed'));
+        const operator = callerMatches(caller, OPERATOR);
+        const record = (outcome: string) => {
+          if (!operator || !audit) return;
+          const entry = { at: new Date(), operator: caller, service: service.definition.fullName, method: method.name, requestId, outcome, request: sanitize(call.request, 0) };
+          audit(entry).catch((err: unknown) => serviceLogger.error('Writing the audit log failed', { err, ...entry }));
+        };
+        run.then(
           (response) => {
             finished = true;
-            serviceLogger.debug('gRPC call', { method: method.name, code: 'OK', ms: elapsed(started) });
+            serviceLogger.debug('gRPC call', { method: method.name, caller, code: 'OK', ms: elapsed(started) });
+            record('OK');
             callback(null, response);
           },
           (err: unknown) => {
             finished = true;
             const { status, internal } = toStatusObject(err);
+            record(Status[status.code ?? Status.UNKNOWN] ?? 'UNKNOWN');
             if (internal) {
               serviceLogger.error('gRPC call failed unexpectedly', { method: method.name, err, ms: elapsed(started) });
             } else {
@@ -183,6 +231,13 @@ function toGrpcJs(service: ServiceImplementation, logger: Logger): [GrpcJsServic
     };
   }
   return [definition, implementation];
+}
+
+/** The caller's identity: the CN of its client certificate, or "anonymous". */
+function callerOf(call: ServerUnaryCall<unknown, unknown>): string {
+  const cert = call.getAuthContext?.().sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  return typeof cn === 'string' && cn.length > 0 ? cn : 'anonymous';
 }
 
 function elapsed(started: number): number {

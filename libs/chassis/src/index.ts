@@ -14,3 +14,4 @@ export * from './grpc-app.js';
 export * from './single-writer.js';
 export * from './text.js';
 export * from './outbox.js';
+export * from './tls.js';

@@ -1,3 +1,4 @@
+import { ensurePki, type Credentials } from '@ledgerly/pki';
 import { join } from 'node:path';
 import { freePort } from './infra.js';
 import { appEntry, repoRoot } from './paths.js';
@@ -20,6 +21,8 @@ export interface PlatformOptions {
   mongoUrl: string;
   natsUrl: string;
   logDir: string;
+  /** The development PKI (created if missing): each app's certificate, and OPERATOR_IDENTITY's. */
+  pkiDir: string;
   /** Prefix of every service's database name, so tests can share one FerretDB. */
   databasePrefix?: string;
   /** Fixed ports; missing ones are picked freely (tests). */
@@ -30,7 +33,12 @@ export interface PlatformOptions {
   echo?: (app: AppName, line: string) => void;
 }
 
+/** The identity the devstack's own tools (tests, bench, npm start's seeding) act as. */
+export const OPERATOR_IDENTITY = 'operator:local';
+
 export interface Platform {
+  /** The operator's mutual-TLS files, for direct gRPC calls. */
+  readonly operator: Credentials;
   readonly issuer: string;
   readonly edgeUrl: string;
   readonly addresses: Record<AppName, string>;
@@ -49,10 +57,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const addresses = {} as Record<AppName, string>;
   const processes = {} as Record<AppName, ManagedProcess>;
   const envs = {} as Record<AppName, Record<string, string>>;
+  const pki = await ensurePki(options.pkiDir, [...APPS, OPERATOR_IDENTITY]);
 
   const common = (app: AppName): Record<string, string> => ({
     LEDGERLY_LOG_LEVEL: options.logLevel ?? 'info',
     LEDGERLY_NATS_URL: options.natsUrl,
+    LEDGERLY_TLS_CA: pki[app]!.caFile,
+    LEDGERLY_TLS_CERT: pki[app]!.certFile,
+    LEDGERLY_TLS_KEY: pki[app]!.keyFile,
     ...(app === 'edge' ? {} : { LEDGERLY_MONGO_URL: options.mongoUrl, LEDGERLY_MONGO_DB: `${prefix}${app}` }),
   });
   const peers = (...names: AppName[]) =>
@@ -105,7 +117,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     throw err;
   }
 
-  return { issuer, edgeUrl: `http://localhost:${edgePort}`, addresses, processes, envs, stop: stopAll };
+  return { operator: pki[OPERATOR_IDENTITY]!, issuer, edgeUrl: `http://localhost:${edgePort}`, addresses, processes, envs, stop: stopAll };
 }
 
 /** A process for one app, ready once it logs "Service ready" with its address. */

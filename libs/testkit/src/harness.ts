@@ -1,4 +1,4 @@
-import { createClient, type PromiseClient } from '@ledgerly/chassis';
+import { createClient, loadTls, type PromiseClient } from '@ledgerly/chassis';
 import { startFerretDB, startNats, startPlatform, type InfraProcess, type Platform, type PlatformOptions } from '@ledgerly/devstack';
 import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
@@ -39,17 +39,19 @@ export async function startTestPlatform(options: Partial<Pick<PlatformOptions, '
   });
   let platform: Platform;
   try {
-    platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: join(dir, 'logs'), ...options });
+    platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: join(dir, 'logs'), pkiDir: join(dir, 'pki'), ...options });
   } catch (err) {
     await nats.process.stop();
     await mongo.process.stop();
     throw err;
   }
+  // Direct gRPC calls, as an internal tool: over mutual TLS with an operator certificate.
+  const tls = loadTls(platform.operator);
   const grpc: Grpc = {
-    identity: createClient(IdentityServiceDefinition, platform.addresses.identity),
-    consent: createClient(ConsentServiceDefinition, platform.addresses.consent),
-    token: createClient(TokenServiceDefinition, platform.addresses.token),
-    accounting: createClient(AccountingServiceDefinition, platform.addresses.accounting),
+    identity: createClient(IdentityServiceDefinition, platform.addresses.identity, { tls }),
+    consent: createClient(ConsentServiceDefinition, platform.addresses.consent, { tls }),
+    token: createClient(TokenServiceDefinition, platform.addresses.token, { tls }),
+    accounting: createClient(AccountingServiceDefinition, platform.addresses.accounting, { tls }),
   };
   return {
     dir,

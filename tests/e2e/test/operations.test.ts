@@ -100,10 +100,11 @@ describe('operations', () => {
     const res = await fetch(new URL('/healthz', t.issuer));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'ok' });
-    const { createClient } = await import('@ledgerly/chassis');
+    const { createClient, loadTls } = await import('@ledgerly/chassis');
     const { HealthDefinition } = await import('./support/health.js');
+    const tls = loadTls(t.platform.operator);
     for (const app of ['identity', 'consent', 'token', 'accounting'] as const) {
-      const health = createClient(HealthDefinition, t.platform.addresses[app]);
+      const health = createClient(HealthDefinition, t.platform.addresses[app], { tls });
       expect((await health.check({ service: '' })).status, app).toBe(1);
       health.close();
     }

@@ -4,6 +4,8 @@ import {
   isRemoteError,
   NotFoundError,
   Status,
+  OPERATOR,
+  type AccessList,
   type Logger,
   type PromiseClient,
   type ServiceImplementation,
@@ -26,6 +28,17 @@ export interface AccountingDeps {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Who may call what. Every call also needs the user's access token; the
+ * edge, or an internal tool run by an operator, may present one.
+ */
+export const ACCOUNTING_ACCESS: AccessList<typeof AccountingServiceDefinition> = {
+  getOrganisation: ['edge', OPERATOR],
+  listContacts: ['edge', OPERATOR],
+  getContact: ['edge', OPERATOR],
+  createContacts: ['edge', OPERATOR],
+};
 
 export function accountingService(deps: AccountingDeps): ServiceImplementation {
   const { guard, organisations, contacts } = deps;
@@ -116,5 +129,5 @@ export function accountingService(deps: AccountingDeps): ServiceImplementation {
         ),
       };
     },
-  });
+  }, ACCOUNTING_ACCESS);
 }

@@ -10,6 +10,8 @@ import {
   sha256,
   Status,
   UnauthenticatedError,
+  OPERATOR,
+  type AccessList,
   type Logger,
   type Outbox,
   type PromiseClient,
@@ -33,6 +35,21 @@ export interface ConsentDeps {
 }
 
 const EXPIRED = 'This sign-in request has expired or is unknown. Start again from the app.';
+
+/** Who may call what (docs/security.md, "Who may call what"). */
+export const CONSENT_ACCESS: AccessList<typeof ConsentServiceDefinition> = {
+  createFlow: ['edge'],
+  getFlow: ['edge'],
+  acceptLogin: ['edge'],
+  acceptConsent: ['edge'],
+  rejectFlow: ['edge'],
+  completeFlow: ['token'],
+  listConnections: ['edge', OPERATOR],
+  checkConnection: ['edge', 'accounting'],
+  revokeConnection: ['edge', OPERATOR],
+  getGrant: ['token'],
+  revokeGrant: ['token', OPERATOR],
+};
 
 export function consentService(deps: ConsentDeps): ServiceImplementation {
   const { flows, connections, identity } = deps;
@@ -225,7 +242,7 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       deps.logger.info('Grant revoked', { grantId: grant._id, clientId: grant.clientId });
       return { grant: toGrant((await connections.findGrant(grant._id))!) };
     },
-  });
+  }, CONSENT_ACCESS);
 }
 
 /**

@@ -4,6 +4,8 @@ import {
   InvalidArgumentError,
   NotFoundError,
   UnauthenticatedError,
+  OPERATOR,
+  type AccessList,
   type Logger,
   type Outbox,
   type ServiceImplementation,
@@ -31,6 +33,23 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const UNSAFE_NAME = 'The name must not contain control characters or bidirectional formatting characters';
 /** The same answer, whichever part was wrong (no account enumeration). */
 const BAD_CREDENTIALS = 'The email or password is incorrect';
+
+/** Who may call what (docs/security.md, "Who may call what"). */
+export const IDENTITY_ACCESS: AccessList<typeof IdentityServiceDefinition> = {
+  createUser: [OPERATOR],
+  getUser: ['edge', 'token', OPERATOR],
+  verifyPassword: ['edge'],
+  createSession: ['edge'],
+  getSession: ['consent'],
+  endSession: ['edge'],
+  createOrganisation: [OPERATOR],
+  getOrganisation: ['accounting', OPERATOR],
+  addMembership: [OPERATOR],
+  getMembership: ['accounting', OPERATOR],
+  listMemberships: ['edge', 'consent', OPERATOR],
+  disableUser: [OPERATOR],
+  enableUser: [OPERATOR],
+};
 
 export function identityService(deps: IdentityDeps): ServiceImplementation {
   const { users, organisations, memberships, sessions } = deps;
@@ -147,7 +166,7 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
       const orgs = new Map((await organisations.findByIds(list.map((m) => m.organisationId))).map((o) => [o._id, o]));
       return { memberships: list.map((m) => toMembership(m, orgs.get(m.organisationId) ?? null)) };
     },
-  });
+  }, IDENTITY_ACCESS);
 }
 
 function toUser(doc: UserDoc): User {

@@ -9,6 +9,8 @@ import {
   randomSecret,
   sha256,
   Status,
+  OPERATOR,
+  type AccessList,
   type Logger,
   type Outbox,
   type PromiseClient,
@@ -46,6 +48,21 @@ export interface TokenDeps {
   ownTokens: AccessTokenVerifier;
   logger: Logger;
 }
+
+/** Who may call what (docs/security.md, "Who may call what"). */
+export const TOKEN_ACCESS: AccessList<typeof TokenServiceDefinition> = {
+  createClient: [OPERATOR],
+  getClient: ['edge', OPERATOR],
+  issueAuthorizationCode: ['edge'],
+  exchangeAuthorizationCode: ['edge'],
+  refreshAccessToken: ['edge'],
+  getJwks: ['edge', 'accounting', OPERATOR],
+  revokeToken: ['edge'],
+  checkToken: ['edge', 'accounting'],
+  suspendClient: [OPERATOR],
+  reinstateClient: [OPERATOR],
+  rotateSigningKey: [OPERATOR],
+};
 
 export function tokenService(deps: TokenDeps): ServiceImplementation {
   const { clients, codes, refreshTokens, issuer } = deps;
@@ -280,7 +297,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
       const stillPublished = deps.keys.publicJwks().keys.map((k) => String(k.kid)).filter((k) => k !== kid);
       return { keyId: kid, retiredKeyIds: stillPublished };
     },
-  });
+  }, TOKEN_ACCESS);
 }
 
 /**
