@@ -1,28 +1,40 @@
-import { eventually, failure } from '@ledgerly/testkit';
+import { collectEvents, eventually, failure } from '@ledgerly/testkit';
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createClient, createLogger, EventBus, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
+import { createClient, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
 import { ConsentServiceDefinition, FlowState, type AuthorizationRequest } from '@ledgerly/proto/consent/v1/consent';
-import type { Event } from '@ledgerly/proto/events/v1/events';
-import { MongoClient, type Db } from 'mongodb';
+import { Event } from '@ledgerly/proto/events/v1/events';
+import { Binary, MongoClient, type Db } from 'mongodb';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { consent } from '../src/service.js';
 import { ConnectionStore } from '../src/store/connections.js';
+import { foreignTls, outboxEvents, outboxOf, rawStream, testPki } from './support.js';
+
+type Consent = PromiseClient<typeof ConsentServiceDefinition>;
 
 /**
- * The consent service in-process, with no identity service behind it
- * (LEDGERLY_IDENTITY_ADDR points at a port nothing listens on): everything
- * here is what the service decides on its own.
+ * The consent service in-process, over mutual TLS, with no identity service
+ * behind it (LEDGERLY_IDENTITY_ADDR points at a port nothing listens on):
+ * everything here is what the service decides on its own. Each client
+ * presents the certificate of a caller the method's access list allows.
  */
 const database = `consent_service_test_${Date.now()}`;
+let pki: Awaited<ReturnType<typeof testPki>>;
 let handle: ServiceHandle;
-let client: PromiseClient<typeof ConsentServiceDefinition>;
+let address: string;
+/** The edge: the browser-driven flow steps and the user's connections. */
+let client: Consent;
+/** The token service: CompleteFlow, GetGrant, RevokeGrant. */
+let token: Consent;
+/** operator:test. */
+let operator: Consent;
 let mongo: MongoClient;
 let db: Db;
 let connections: ConnectionStore;
 
 beforeAll(async () => {
+  pki = await testPki('consent-service', ['consent', 'edge', 'token', 'accounting', 'operator:test']);
   handle = await startService(
     consent,
     {
@@ -32,17 +44,21 @@ beforeAll(async () => {
       LEDGERLY_NATS_URL: inject('natsUrl'),
       LEDGERLY_IDENTITY_ADDR: '127.0.0.1:1',
       LEDGERLY_LOG_LEVEL: 'warn',
+      ...pki.env('consent'),
     },
     () => {},
   );
-  client = createClient(ConsentServiceDefinition, handle.ready['address'] as string);
+  address = handle.ready['address'] as string;
+  client = pki.client(ConsentServiceDefinition, address, 'edge');
+  token = pki.client(ConsentServiceDefinition, address, 'token');
+  operator = pki.client(ConsentServiceDefinition, address, 'operator:test');
   mongo = new MongoClient(inject('mongoUrl'));
   db = mongo.db(database);
   connections = new ConnectionStore(db);
 });
 
 afterAll(async () => {
-  client?.close();
+  for (const c of [client, token, operator]) c?.close();
   await handle?.stop();
   await mongo?.close();
 });
@@ -213,22 +229,22 @@ describe('flows', () => {
 
   it('completeFlow succeeds exactly once, and only from CONSENTED', async () => {
     const { flow } = await newFlow();
-    expect(await failure(client.completeFlow({ flowId: flow.id }))).toMatchObject({ code: Status.FAILED_PRECONDITION, reason: 'flow_state' });
-    expect(await failure(client.completeFlow({ flowId: 'no-such-flow' }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'flow_not_found' });
+    expect(await failure(token.completeFlow({ flowId: flow.id }))).toMatchObject({ code: Status.FAILED_PRECONDITION, reason: 'flow_state' });
+    expect(await failure(token.completeFlow({ flowId: 'no-such-flow' }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'flow_not_found' });
 
     // As AcceptConsent would leave it (that step needs identity).
     await db.collection('flows').updateOne({ _id: flow.id as never }, { $set: { state: FlowState.FLOW_STATE_CONSENTED, userId: 'u1' } });
-    const { flow: completed } = await client.completeFlow({ flowId: flow.id });
+    const { flow: completed } = await token.completeFlow({ flowId: flow.id });
     expect(completed).toMatchObject({
       id: flow.id,
       state: FlowState.FLOW_STATE_COMPLETED,
       userId: 'u1',
     });
-    expect(await failure(client.completeFlow({ flowId: flow.id }))).toMatchObject({ code: Status.FAILED_PRECONDITION, reason: 'flow_state' });
+    expect(await failure(token.completeFlow({ flowId: flow.id }))).toMatchObject({ code: Status.FAILED_PRECONDITION, reason: 'flow_state' });
 
     // One consent yields one code, even when CompleteFlow calls race.
     await db.collection('flows').updateOne({ _id: flow.id as never }, { $set: { state: FlowState.FLOW_STATE_CONSENTED } });
-    const raced = await Promise.allSettled(Array.from({ length: 8 }, () => client.completeFlow({ flowId: flow.id })));
+    const raced = await Promise.allSettled(Array.from({ length: 8 }, () => token.completeFlow({ flowId: flow.id })));
     expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
   });
 });
@@ -253,6 +269,7 @@ describe('connections', () => {
     const tenantId = randomUUID();
     const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
     const { connection } = await connections.connect({
+      connectionId: randomUUID(),
       grantId: grant._id,
       userId,
       clientId,
@@ -319,23 +336,16 @@ describe('connections', () => {
       code: Status.NOT_FOUND,
     });
 
-    const bus = await EventBus.connect({
-      url: inject('natsUrl'),
-      name: 'consent-test',
-      logger: createLogger({ service: 't', level: 'error' }),
-    });
-    const seen: Event[] = [];
-    const subscription = await bus.subscribe({
+    const observed = await collectEvents(
+      inject('natsUrl'),
       since,
-      handle: (e) => {
-        if (e.payload?.$case === 'connectionRevoked' && e.payload.value.connectionId === connection._id) seen.push(e);
-      },
-    });
+      (e) => e.payload?.$case === 'connectionRevoked' && e.payload.value.connectionId === connection._id,
+    );
     try {
-      await subscription.caughtUp;
-      await eventually(() => seen.length > 0);
-      expect(seen).toHaveLength(1);
-      expect(seen[0]!.payload).toEqual({
+      await eventually(() => observed.events.length > 0);
+      expect(observed.events).toHaveLength(1);
+      expect(observed.events[0]!.source).toBe('consent');
+      expect(observed.events[0]!.payload).toEqual({
         $case: 'connectionRevoked',
         value: {
           connectionId: connection._id,
@@ -346,15 +356,225 @@ describe('connections', () => {
           revokedAt: revoked!.revokedAt,
         },
       });
-      const doc = await db.collection('connections').findOne({ _id: connection._id as never });
-      expect(doc!['revocationEvent']).toEqual({
-        id: seen[0]!.id,
-        published: true,
+      // Published through the outbox: the event id is the outbox record's, marked published.
+      expect(await outboxOf(db).findOne({ _id: observed.events[0]!.id })).toMatchObject({
+        type: 'connection.revoked',
+        publishedAt: expect.any(Date),
       });
     } finally {
-      await subscription.stop();
-      await bus.close();
+      await observed.stop();
     }
   });
 });
 
+
+/** A user's grant to an app, with live connections to `tenants` organisations, made as AcceptConsent would. */
+async function consented(tenants = 1) {
+  const userId = randomUUID();
+  const clientId = randomBytes(16).toString('hex').toUpperCase();
+  const grant = await connections.upsertGrant(userId, clientId, ['offline_access', 'accounting.contacts']);
+  const made = [];
+  for (let i = 0; i < tenants; i++) {
+    const { connection } = await connections.connect({
+      connectionId: randomUUID(),
+      grantId: grant._id,
+      userId,
+      clientId,
+      tenantId: randomUUID(),
+      tenantName: `Org ${i}`,
+      authEventId: randomUUID(),
+    });
+    made.push(connection);
+  }
+  return { userId, clientId, grant, connections: made };
+}
+
+describe('grants', () => {
+  it('GetGrant returns the grant to the token service; an unknown or missing id is NOT_FOUND grant_not_found', async () => {
+    const { userId, clientId, grant } = await consented(0);
+    const { grant: got } = await token.getGrant({ grantId: grant._id });
+    expect(got).toMatchObject({
+      id: grant._id,
+      userId,
+      clientId,
+      scopes: ['offline_access', 'accounting.contacts'],
+      createdAt: grant.createdAt,
+      revokedAt: undefined,
+    });
+    for (const grantId of [randomUUID(), '']) {
+      expect(await failure(token.getGrant({ grantId }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'grant_not_found' });
+    }
+  });
+
+  it('RevokeGrant revokes the grant and every live connection it opened, and publishes grant.revoked through the outbox', async () => {
+    const since = new Date(Date.now() - 1000);
+    const target = await consented(2);
+    const bystander = await consented(1);
+    const { grant: revoked } = await token.revokeGrant({ grantId: target.grant._id });
+    expect(revoked).toMatchObject({ id: target.grant._id, revokedAt: expect.any(Date) });
+    expect((await token.getGrant({ grantId: target.grant._id })).grant!.revokedAt).toEqual(revoked!.revokedAt);
+
+    for (const c of target.connections) {
+      const now = await client.checkConnection({ userId: target.userId, clientId: target.clientId, tenantId: c.tenantId });
+      expect(now.connection).toBeUndefined();
+      expect(now.lastRevokedAt).toEqual(revoked!.revokedAt);
+    }
+    expect((await client.listConnections({ userId: target.userId, clientId: target.clientId })).connections).toEqual([]);
+    // Another user's grant and connection are untouched.
+    expect((await token.getGrant({ grantId: bystander.grant._id })).grant!.revokedAt).toBeUndefined();
+    const other = bystander.connections[0]!;
+    expect((await client.checkConnection({ userId: bystander.userId, clientId: bystander.clientId, tenantId: other.tenantId })).connection).toMatchObject({
+      id: other._id,
+    });
+
+    // Once revoked it is gone: revoking again is NOT_FOUND, and publishes nothing more.
+    expect(await failure(token.revokeGrant({ grantId: target.grant._id }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'grant_not_found' });
+    expect(await failure(token.revokeGrant({ grantId: randomUUID() }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'grant_not_found' });
+    expect(await failure(token.revokeGrant({}))).toMatchObject({ code: Status.NOT_FOUND, reason: 'grant_not_found' });
+
+    const observed = await collectEvents(inject('natsUrl'), since, (e) => e.payload?.$case === 'grantRevoked' && e.payload.value.grantId === target.grant._id);
+    try {
+      await eventually(() => observed.events.length > 0);
+      expect(observed.events).toHaveLength(1);
+      expect(observed.events[0]).toMatchObject({
+        source: 'consent',
+        payload: {
+          $case: 'grantRevoked',
+          value: { grantId: target.grant._id, userId: target.userId, clientId: target.clientId, revokedAt: revoked!.revokedAt },
+        },
+      });
+      expect(await outboxOf(db).findOne({ _id: observed.events[0]!.id })).toMatchObject({ type: 'grant.revoked', publishedAt: expect.any(Date) });
+    } finally {
+      await observed.stop();
+    }
+    const recorded = (await outboxEvents(db, 'grant.revoked')).filter((e) => e.payload?.$case === 'grantRevoked' && e.payload.value.grantId === target.grant._id);
+    expect(recorded).toHaveLength(1);
+  });
+
+  it('an operator can revoke the live grant of a user and app by their ids', async () => {
+    const { userId, clientId, grant, connections: made } = await consented(1);
+    expect(await failure(operator.revokeGrant({ userId, clientId: 'F'.repeat(32) }))).toMatchObject({ code: Status.NOT_FOUND });
+    expect(await failure(operator.revokeGrant({ userId }))).toMatchObject({ code: Status.NOT_FOUND });
+    const { grant: revoked } = await operator.revokeGrant({ userId, clientId });
+    expect(revoked).toMatchObject({ id: grant._id, revokedAt: expect.any(Date) });
+    expect((await client.checkConnection({ userId, clientId, tenantId: made[0]!.tenantId })).connection).toBeUndefined();
+    // The live grant is gone: there is nothing left to revoke by user and app.
+    expect(await failure(operator.revokeGrant({ userId, clientId }))).toMatchObject({ code: Status.NOT_FOUND, reason: 'grant_not_found' });
+  });
+});
+
+describe('outbox relay', () => {
+  it('applies and publishes a revocation left in the outbox (the process died before applying it), with its own event id', async () => {
+    const { userId, clientId, grant, connections: made } = await consented(1);
+    const connection = made[0]!;
+    const stream = await rawStream();
+    try {
+      const start = await stream.lastSeq();
+      const event = Event.fromPartial({
+        id: randomUUID(),
+        occurredAt: new Date(),
+        source: 'consent',
+        payload: {
+          $case: 'connectionRevoked',
+          value: { connectionId: connection._id, grantId: grant._id, userId, clientId, tenantId: connection.tenantId, revokedAt: new Date() },
+        },
+      });
+      await outboxOf(db).insertOne({
+        _id: event.id,
+        type: 'connection.revoked',
+        data: new Binary(Event.encode(event).finish()),
+        createdAt: new Date(Date.now() - 10_000),
+        publishedAt: null,
+      });
+      await eventually(async () => (await outboxOf(db).findOne({ _id: event.id }))?.publishedAt instanceof Date, 10_000);
+      expect((await connections.find(connection._id))!.revokedAt).toEqual(expect.any(Date));
+      expect((await client.checkConnection({ userId, clientId, tenantId: connection.tenantId })).connection).toBeUndefined();
+      expect((await stream.storedSince(start)).filter((e) => e.id === event.id)).toEqual([event]);
+    } finally {
+      await stream.close();
+    }
+  });
+});
+
+describe('mutual TLS and access lists', () => {
+  it('refuses a caller its access list does not name with PERMISSION_DENIED caller_not_allowed, before doing anything', async () => {
+    const { userId, clientId, grant, connections: made } = await consented(1);
+    const connection = made[0]!;
+    const accounting = pki.client(ConsentServiceDefinition, address, 'accounting');
+    try {
+      const denied = { code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' };
+      // Only the edge starts flows; only the token service completes them and reads grants.
+      expect(await failure(token.createFlow({ request: authRequest(), browserBinding: newBinding() }))).toMatchObject({
+        ...denied,
+        details: 'token may not call CreateFlow',
+      });
+      expect(await failure(client.completeFlow({ flowId: 'any' }))).toMatchObject(denied);
+      expect(await failure(client.getGrant({ grantId: grant._id }))).toMatchObject(denied);
+      expect(await failure(client.revokeGrant({ grantId: grant._id }))).toMatchObject(denied);
+      expect(await failure(operator.getGrant({ grantId: grant._id }))).toMatchObject(denied);
+      expect(await failure(operator.createFlow({ request: authRequest(), browserBinding: newBinding() }))).toMatchObject(denied);
+      // The accounting service may check a connection, not revoke it.
+      await expect(accounting.checkConnection({ userId, clientId, tenantId: connection.tenantId })).resolves.toMatchObject({
+        connection: { id: connection._id },
+      });
+      expect(await failure(accounting.revokeConnection({ connectionId: connection._id, userId, clientId }))).toMatchObject(denied);
+      expect(await failure(accounting.listConnections({ userId, clientId }))).toMatchObject(denied);
+    } finally {
+      accounting.close();
+    }
+    expect((await connections.find(connection._id))!.revokedAt ?? null).toBeNull();
+    expect((await connections.findGrant(grant._id))!.revokedAt ?? null).toBeNull();
+  });
+
+  it('refuses a plain-text client, and a client certificate from another CA, with UNAVAILABLE', async () => {
+    const plain = createClient(ConsentServiceDefinition, address, { deadlineMs: 2000 });
+    const foreign = createClient(ConsentServiceDefinition, address, { tls: await foreignTls('consent', 'edge', pki.tls('edge')), deadlineMs: 2000 });
+    try {
+      const request = { request: authRequest(), browserBinding: newBinding() };
+      expect(await failure(plain.createFlow(request))).toMatchObject({ code: Status.UNAVAILABLE });
+      expect(await failure(plain.checkConnection({ userId: 'u', clientId: 'c', tenantId: randomUUID() }))).toMatchObject({ code: Status.UNAVAILABLE });
+      expect(await failure(foreign.createFlow(request))).toMatchObject({ code: Status.UNAVAILABLE });
+      expect(await db.collection('flows').countDocuments({ 'request.clientId': request.request.clientId })).toBe(0);
+      await expect(client.createFlow(request)).resolves.toBeDefined();
+    } finally {
+      plain.close();
+      foreign.close();
+    }
+  });
+
+  it('writes every operator call to audit_log, secrets redacted, with its outcome; service calls are not audited', async () => {
+    const { userId, clientId, connections: made } = await consented(1);
+    const connection = made[0]!;
+    // First the edge's own call, which is not an operator action.
+    await client.listConnections({ userId, clientId, authEventId: 'edge-call' });
+    await operator.listConnections({ userId, clientId });
+    await operator.revokeConnection({ connectionId: connection._id, userId, clientId });
+    await failure(operator.revokeConnection({ connectionId: connection._id, userId, clientId }));
+    const sessionToken = randomBytes(32).toString('base64url');
+    const browserBinding = newBinding();
+    await failure(operator.acceptLogin({ flowId: 'f', browserBinding, csrfToken: 'csrf-value-123', sessionToken }));
+
+    const audit = db.collection('audit_log');
+    await eventually(async () => (await audit.countDocuments({ 'request.userId': userId })) >= 3);
+    await eventually(async () => (await audit.countDocuments({ method: 'AcceptLogin', 'request.flowId': 'f' })) >= 1);
+    const entries = await audit.find({ 'request.userId': userId }).sort({ at: 1 }).toArray();
+    expect(entries.map((e) => [e['operator'], e['method'], e['outcome']])).toEqual([
+      ['operator:test', 'ListConnections', 'OK'],
+      ['operator:test', 'RevokeConnection', 'OK'],
+      ['operator:test', 'RevokeConnection', 'NOT_FOUND'],
+    ]);
+    expect(entries[1]).toMatchObject({
+      service: 'consent.v1.ConsentService',
+      requestId: expect.any(String),
+      request: { connectionId: connection._id, userId, clientId },
+    });
+    expect(await audit.findOne({ method: 'AcceptLogin', 'request.flowId': 'f' })).toMatchObject({
+      operator: 'operator:test',
+      outcome: 'PERMISSION_DENIED',
+      request: { flowId: 'f', browserBinding: '[REDACTED]', csrfToken: '[REDACTED]', sessionToken: '[REDACTED]' },
+    });
+    const all = JSON.stringify(await audit.find().toArray());
+    for (const secret of [sessionToken, browserBinding, 'csrf-value-123']) expect(all).not.toContain(secret);
+    expect(await audit.countDocuments({ 'request.authEventId': 'edge-call' })).toBe(0);
+  });
+});

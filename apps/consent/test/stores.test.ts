@@ -1,14 +1,15 @@
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createLogger, EVENT_STREAM, EventBus, sha256 } from '@ledgerly/chassis';
+import { createLogger, EventBus, NotFoundError, Outbox, sha256 } from '@ledgerly/chassis';
 import { FlowState, type AuthorizationRequest } from '@ledgerly/proto/consent/v1/consent';
 import { Event } from '@ledgerly/proto/events/v1/events';
-import { MongoClient, type Db } from 'mongodb';
+import { Binary, MongoClient, type Db } from 'mongodb';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { RevocationRelay } from '../src/events/revocation-relay.js';
-import { ConnectionStore, type ConnectionDoc } from '../src/store/connections.js';
+import { applyConsentEvent } from '../src/grpc/consent-service.js';
+import { ConnectionStore } from '../src/store/connections.js';
 import { FlowStore } from '../src/store/flows.js';
+import { outboxOf, rawStream } from './support.js';
 
 const logger = createLogger({ service: 'consent-test', level: 'error' });
 let mongo: MongoClient;
@@ -163,6 +164,16 @@ describe('FlowStore', () => {
 });
 
 describe('ConnectionStore', () => {
+  /** A grant, and a live connection of it to a new tenant. */
+  async function connectedTenant(key = ids()) {
+    const { userId, clientId, tenantId } = key;
+    const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
+    const base = { grantId: grant._id, userId, clientId, tenantId, tenantName: 'Demo Ltd', authEventId: 'e1' };
+    const { connection, created } = await connections.connect({ ...base, connectionId: randomUUID() });
+    expect(created).toBe(true);
+    return { userId, clientId, tenantId, grant, base, connection };
+  }
+
   it('upsertGrant keeps one grant per user and app, updating its scopes, even when first consents race', async () => {
     const { userId, clientId } = ids();
     const racing = await Promise.all(Array.from({ length: 5 }, () => connections.upsertGrant(userId, clientId, ['openid'])));
@@ -172,26 +183,15 @@ describe('ConnectionStore', () => {
     expect(again.scopes).toEqual(['openid', 'accounting.contacts']);
     expect(again.createdAt).toEqual(racing[0]!.createdAt);
     expect(await db.collection('grants').countDocuments({ userId, clientId })).toBe(1);
+    expect(await connections.findLiveGrant(userId, clientId)).toMatchObject({ _id: again._id, key: `${userId}|${clientId}` });
+    expect(await connections.findGrant(again._id)).toMatchObject({ _id: again._id, scopes: ['openid', 'accounting.contacts'] });
+    expect(await connections.findGrant(randomUUID())).toBeNull();
 
     const otherApp = await connections.upsertGrant(userId, `${clientId}X`, ['openid']);
     expect(otherApp._id).not.toBe(again._id);
   });
 
-  it('a revocation racing a re-consent is never undone: what revoke reports stays revoked, with its event pending', async () => {
-    for (let round = 0; round < 15; round++) {
-      const { userId, clientId, tenantId } = ids();
-      const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
-      const base = { grantId: grant._id, userId, clientId, tenantId, tenantName: 'Race Ltd' };
-      const { connection } = await connections.connect({ ...base, authEventId: 'e1' });
-      const [revoked] = await Promise.all([connections.revoke(connection._id, userId, clientId), connections.connect({ ...base, authEventId: 'e2' })]);
-      if (revoked) {
-        const stored = await db.collection('connections').findOne({ _id: connection._id as never });
-        expect(stored).toMatchObject({ key: `revoked:${connection._id}`, revokedAt: expect.any(Date), revocationEvent: { published: false } });
-      }
-    }
-  });
-
-  it('connect keeps one live connection per user, app and tenant, refreshing its auth event', async () => {
+  it('connect creates the connection with the id given, then keeps one live connection per user, app and tenant, refreshing its auth event', async () => {
     const { userId, clientId, tenantId } = ids();
     const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
     const base = {
@@ -201,12 +201,16 @@ describe('ConnectionStore', () => {
       tenantId,
       tenantName: 'Demo Ltd',
     };
+    const connectionId = randomUUID();
     const first = await connections.connect({
       ...base,
+      connectionId,
       authEventId: 'event-1',
     });
     expect(first.created).toBe(true);
     expect(first.connection).toMatchObject({
+      _id: connectionId,
+      key: `${userId}|${clientId}|${tenantId}`,
       userId,
       clientId,
       tenantId,
@@ -215,81 +219,131 @@ describe('ConnectionStore', () => {
     });
     // Null, or absent: FerretDB 1.x drops null values written by $setOnInsert; every query treats both alike.
     expect(first.connection.revokedAt ?? null).toBeNull();
+    // Another id for the same key: the live connection is refreshed, not replaced.
     const second = await connections.connect({
       ...base,
+      connectionId: randomUUID(),
       tenantName: 'Renamed Ltd',
       authEventId: 'event-2',
     });
     expect(second.created).toBe(false);
     expect(second.connection).toMatchObject({
-      _id: first.connection._id,
+      _id: connectionId,
       tenantName: 'Renamed Ltd',
       authEventId: 'event-2',
     });
     expect(await db.collection('connections').countDocuments({ userId, clientId, tenantId })).toBe(1);
-    expect((await connections.findLive(userId, clientId, tenantId))!._id).toBe(first.connection._id);
+    expect((await connections.findLive(userId, clientId, tenantId))!._id).toBe(connectionId);
+    expect(await connections.find(connectionId)).toMatchObject({ _id: connectionId, authEventId: 'event-2' });
+    expect(await connections.find(randomUUID())).toBeNull();
 
-    // Racing connects of a new tenant still agree on one connection.
+    // Racing connects of a new tenant, each with its own new id, still agree on one connection.
     const tenant2 = randomUUID();
-    const racing = await Promise.all(Array.from({ length: 5 }, () => connections.connect({ ...base, tenantId: tenant2, authEventId: 'e3' })));
+    const racing = await Promise.all(
+      Array.from({ length: 5 }, () => connections.connect({ ...base, connectionId: randomUUID(), tenantId: tenant2, authEventId: 'e3' })),
+    );
     expect(new Set(racing.map((r) => r.connection._id)).size).toBe(1);
     expect(racing.filter((r) => r.created)).toHaveLength(1);
+    expect(racing.find((r) => r.created)!.connection._id).toBe(racing[0]!.connection._id);
 
     expect((await connections.listLive(userId, clientId)).map((c) => c.tenantId)).toEqual([tenantId, tenant2]);
     expect((await connections.listLive(userId, clientId, 'e3')).map((c) => c.tenantId)).toEqual([tenant2]);
     expect(await connections.listLive(userId, 'other-client')).toEqual([]);
   });
 
-  it('revoke marks the connection revoked with a pending event, frees the key for a new connection, and records lastRevokedAt', async () => {
-    const { userId, clientId, tenantId } = ids();
-    const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
-    const base = {
-      grantId: grant._id,
-      userId,
-      clientId,
-      tenantId,
-      tenantName: 'Demo Ltd',
-      authEventId: 'e1',
-    };
-    const { connection } = await connections.connect(base);
+  it('revoke marks the connection revoked as of the given time, idempotently, frees the key for a new connection, and records lastRevokedAt', async () => {
+    const { userId, clientId, tenantId, base, connection } = await connectedTenant();
     expect(await connections.lastRevokedAt(userId, clientId, tenantId)).toBeNull();
+    expect(await connections.revoke(randomUUID(), new Date())).toBe(false);
 
-    // Only the owner (user and app) can revoke it.
-    expect(await connections.revoke(connection._id, 'someone-else', clientId)).toBeNull();
-    expect(await connections.revoke(connection._id, userId, 'another-app')).toBeNull();
-
-    const revoked = await connections.revoke(connection._id, userId, clientId);
-    expect(revoked).not.toBeNull();
-    expect(revoked!.revokedAt).toBeInstanceOf(Date);
-    expect(revoked!.key).toBe(`revoked:${connection._id}`);
-    expect(revoked!.revocationEvent).toEqual({
-      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      published: false,
-    });
+    const at = new Date(Date.now() - 5000);
+    expect(await connections.revoke(connection._id, at)).toBe(true);
+    const revoked = (await connections.find(connection._id))!;
+    expect(revoked).toMatchObject({ key: `revoked:${connection._id}`, revokedAt: at, updatedAt: at });
     expect(await connections.findLive(userId, clientId, tenantId)).toBeNull();
     expect(await connections.listLive(userId, clientId)).toEqual([]);
-    expect((await connections.lastRevokedAt(userId, clientId, tenantId))!.getTime()).toBe(revoked!.revokedAt!.getTime());
-    // Revoking twice: there is no live connection any more.
-    expect(await connections.revoke(connection._id, userId, clientId)).toBeNull();
+    expect(await connections.lastRevokedAt(userId, clientId, tenantId)).toEqual(at);
+    // Revoking again (the outbox relay applies an event again) keeps the first revocation.
+    expect(await connections.revoke(connection._id, new Date())).toBe(true);
+    expect((await connections.find(connection._id))!.revokedAt).toEqual(at);
 
     const reconnected = await connections.connect({
       ...base,
+      connectionId: randomUUID(),
       authEventId: 'e2',
     });
     expect(reconnected.created).toBe(true);
     expect(reconnected.connection._id).not.toBe(connection._id);
     expect((await connections.listLive(userId, clientId)).map((c) => c._id)).toEqual([reconnected.connection._id]);
 
-    await new Promise((r) => setTimeout(r, 5));
-    const revokedAgain = await connections.revoke(reconnected.connection._id, userId, clientId);
-    expect((await connections.lastRevokedAt(userId, clientId, tenantId))!.getTime()).toBe(revokedAgain!.revokedAt!.getTime());
-    expect(revokedAgain!.revokedAt!.getTime()).toBeGreaterThan(revoked!.revokedAt!.getTime());
+    const later = new Date();
+    expect(await connections.revoke(reconnected.connection._id, later)).toBe(true);
+    expect(await connections.lastRevokedAt(userId, clientId, tenantId)).toEqual(later);
+  });
+
+  it('a revocation racing a re-consent is never undone: the revoked connection stays revoked, and at most one live one remains', async () => {
+    for (let round = 0; round < 15; round++) {
+      const { userId, clientId, tenantId, base, connection } = await connectedTenant();
+      const newId = randomUUID();
+      const [revoked, reconnect] = await Promise.all([
+        connections.revoke(connection._id, new Date()),
+        connections.connect({ ...base, connectionId: newId, authEventId: 'e2' }),
+      ]);
+      expect(revoked).toBe(true);
+      expect(await db.collection('connections').findOne({ _id: connection._id as never })).toMatchObject({
+        key: `revoked:${connection._id}`,
+        revokedAt: expect.any(Date),
+      });
+      const live = await connections.findLive(userId, clientId, tenantId);
+      // Either the re-consent came first (it refreshed the connection, which was then revoked), or it made a new one.
+      if (reconnect.created) expect(live?._id).toBe(newId);
+      else expect(live).toBeNull();
+      expect(await connections.listLive(userId, clientId)).toHaveLength(reconnect.created ? 1 : 0);
+    }
+  });
+
+  it('revokeGrant revokes the grant and all its live connections, idempotently; a later consent starts a new grant', async () => {
+    const { userId, clientId, tenantId, grant, base, connection } = await connectedTenant();
+    const { connection: second } = await connections.connect({ ...base, connectionId: randomUUID(), tenantId: randomUUID() });
+    const { connection: earlier } = await connections.connect({ ...base, connectionId: randomUUID(), tenantId: randomUUID() });
+    const earlierAt = new Date(Date.now() - 60_000);
+    await connections.revoke(earlier._id, earlierAt);
+    // Another user's grant to the same app, and its connection.
+    const bystander = await connectedTenant({ ...ids(), clientId });
+
+    expect(await connections.revokeGrant(randomUUID(), new Date())).toBe(false);
+    const at = new Date(Date.now() - 1000);
+    expect(await connections.revokeGrant(grant._id, at)).toBe(true);
+    expect(await connections.findGrant(grant._id)).toMatchObject({ _id: grant._id, key: `revoked:${grant._id}`, revokedAt: at });
+    expect(await connections.findLiveGrant(userId, clientId)).toBeNull();
+    for (const c of [connection, second]) {
+      expect(await connections.find(c._id)).toMatchObject({ key: `revoked:${c._id}`, revokedAt: at });
+    }
+    // A connection revoked before keeps its own revocation time.
+    expect((await connections.find(earlier._id))!.revokedAt).toEqual(earlierAt);
+    expect(await connections.listLive(userId, clientId)).toEqual([]);
+    expect(await connections.lastRevokedAt(userId, clientId, tenantId)).toEqual(at);
+    expect(await connections.findLiveGrant(bystander.userId, clientId)).toMatchObject({ _id: bystander.grant._id });
+    expect((await connections.find(bystander.connection._id))!.revokedAt ?? null).toBeNull();
+
+    // Again: nothing changes.
+    expect(await connections.revokeGrant(grant._id, new Date())).toBe(true);
+    expect((await connections.findGrant(grant._id))!.revokedAt).toEqual(at);
+
+    // Consent after the revocation: a new grant, so the old one's tokens stay dead.
+    const fresh = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
+    expect(fresh._id).not.toBe(grant._id);
+    expect(fresh.revokedAt ?? null).toBeNull();
+    expect(await connections.findLiveGrant(userId, clientId)).toMatchObject({ _id: fresh._id });
+    expect((await connections.findGrant(grant._id))!.revokedAt).toEqual(at);
+    expect(await db.collection('grants').countDocuments({ userId, clientId })).toBe(2);
   });
 });
 
-describe('RevocationRelay (real NATS JetStream)', () => {
+describe('Outbox with applyConsentEvent (real NATS JetStream)', () => {
   let bus: EventBus;
-  let relay: RevocationRelay;
+  let outbox: Outbox;
+  let stream: Awaited<ReturnType<typeof rawStream>>;
 
   beforeAll(async () => {
     bus = await EventBus.connect({
@@ -297,16 +351,20 @@ describe('RevocationRelay (real NATS JetStream)', () => {
       name: 'consent',
       logger,
     });
-    relay = new RevocationRelay(connections, bus, logger);
+    outbox = new Outbox({ db, events: bus, logger, apply: applyConsentEvent(connections) });
+    await outbox.ensureIndexes();
+    stream = await rawStream();
   });
   afterAll(async () => {
+    await stream?.close();
     await bus?.close();
   });
 
-  async function revokedConnection(): Promise<ConnectionDoc> {
+  async function liveConnection() {
     const { userId, clientId, tenantId } = ids();
     const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
     const { connection } = await connections.connect({
+      connectionId: randomUUID(),
       grantId: grant._id,
       userId,
       clientId,
@@ -314,67 +372,124 @@ describe('RevocationRelay (real NATS JetStream)', () => {
       tenantName: 'T',
       authEventId: 'e',
     });
-    return (await connections.revoke(connection._id, userId, clientId))!;
+    return connection;
   }
+  const revocationOf = (c: Awaited<ReturnType<typeof liveConnection>>, revokedAt = new Date()) =>
+    ({
+      $case: 'connectionRevoked',
+      value: { connectionId: c._id, grantId: c.grantId, userId: c.userId, clientId: c.clientId, tenantId: c.tenantId, revokedAt },
+    }) as const;
+  /** As if the process died between writing the event and publishing it, a while ago. */
+  const makePending = (id: string) =>
+    outboxOf(db).updateOne({ _id: id }, { $set: { publishedAt: null, createdAt: new Date(Date.now() - 10_000) } });
 
-  /** Every event stored in the stream after sequence `after`. */
-  async function storedSince(after: number): Promise<Event[]> {
-    const jsm = await bus.nc.jetstreamManager();
-    const last = (await jsm.streams.info(EVENT_STREAM)).state.last_seq;
-    const events: Event[] = [];
-    for (let seq = after + 1; seq <= last; seq++) {
-      const m = await jsm.streams.getMessage(EVENT_STREAM, { seq }).catch(() => undefined);
-      if (m) events.push(Event.decode(m.data));
-    }
-    return events;
-  }
-  const lastSeq = async () => (await (await bus.nc.jetstreamManager()).streams.info(EVENT_STREAM)).state.last_seq;
-
-  it('publishes connection.revoked with the stored event id and marks it published', async () => {
-    const revoked = await revokedConnection();
-    const before = await lastSeq();
-    await relay.publish(revoked);
-    const mine = (await storedSince(before)).filter((e) => e.id === revoked.revocationEvent!.id);
+  it('commit revokes the connection, then publishes connection.revoked with the outbox event id, once', async () => {
+    const connection = await liveConnection();
+    const before = await stream.lastSeq();
+    const revokedAt = new Date();
+    const { event, published } = await outbox.commit(revocationOf(connection, revokedAt));
+    expect(published).toBe(true);
+    expect((await connections.find(connection._id))!.revokedAt).toEqual(revokedAt);
+    expect(await outboxOf(db).findOne({ _id: event.id })).toMatchObject({ type: 'connection.revoked', publishedAt: expect.any(Date) });
+    const mine = (await stream.storedSince(before)).filter((e) => e.id === event.id);
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({
       source: 'consent',
       payload: {
         $case: 'connectionRevoked',
         value: {
-          connectionId: revoked._id,
-          grantId: revoked.grantId,
-          userId: revoked.userId,
-          clientId: revoked.clientId,
-          tenantId: revoked.tenantId,
-          revokedAt: revoked.revokedAt,
+          connectionId: connection._id,
+          grantId: connection.grantId,
+          userId: connection.userId,
+          clientId: connection.clientId,
+          tenantId: connection.tenantId,
+          revokedAt,
         },
       },
     });
-    const doc = await db.collection<ConnectionDoc>('connections').findOne({ _id: revoked._id });
-    expect(doc!.revocationEvent).toEqual({
-      id: revoked.revocationEvent!.id,
-      published: true,
-    });
-    expect((await connections.unpublishedRevocations(1000)).map((c) => c._id)).not.toContain(revoked._id);
   });
 
-  it('relayPending re-sends unpublished revocations; a second send of the same event is de-duplicated by JetStream', async () => {
-    const a = await revokedConnection();
-    const b = await revokedConnection();
-    const before = await lastSeq();
-    expect((await connections.unpublishedRevocations(1000)).map((c) => c._id)).toEqual(expect.arrayContaining([a._id, b._id]));
-    expect(await relay.relayPending()).toBeGreaterThanOrEqual(2);
-    expect(await connections.unpublishedRevocations(1000)).toEqual([]);
+  it('commit of an event that does not apply fails with its error, and neither keeps nor publishes it', async () => {
+    const connection = await liveConnection();
+    const before = await stream.lastSeq();
+    const beforeCount = await outboxOf(db).countDocuments();
+    const ghost = { ...connection, _id: randomUUID() };
+    await expect(outbox.commit(revocationOf(ghost))).rejects.toBeInstanceOf(NotFoundError);
+    expect(await outboxOf(db).countDocuments()).toBe(beforeCount);
+    const stored = await stream.storedSince(before);
+    expect(stored.filter((e) => e.payload?.$case === 'connectionRevoked' && e.payload.value.connectionId === ghost._id)).toEqual([]);
+  });
 
-    // As if the process died between publishing and marking: the relay sends it again, with the same id.
-    await db.collection<ConnectionDoc>('connections').updateOne({ _id: a._id }, { $set: { 'revocationEvent.published': false } });
-    expect(await relay.relayPending()).toBe(1);
-    // And a direct publish of an already-published revocation is a no-op.
-    await relay.publish((await db.collection<ConnectionDoc>('connections').findOne({ _id: b._id }))!);
+  it('commit of connection.created connects with the event\'s connection id, and grant.revoked revokes the grant and its connections', async () => {
+    const { userId, clientId, tenantId } = ids();
+    const grant = await connections.upsertGrant(userId, clientId, ['accounting.contacts']);
+    const connectionId = randomUUID();
+    const before = await stream.lastSeq();
+    const created = await outbox.commit({
+      $case: 'connectionCreated',
+      value: { connectionId, grantId: grant._id, userId, clientId, tenantId, tenantName: 'Evented Ltd', authEventId: 'ae' },
+    });
+    expect(created.published).toBe(true);
+    expect(await connections.findLive(userId, clientId, tenantId)).toMatchObject({ _id: connectionId, tenantName: 'Evented Ltd', authEventId: 'ae' });
 
-    const stored = await storedSince(before);
-    expect(stored.filter((e) => e.id === a.revocationEvent!.id)).toHaveLength(1);
-    expect(stored.filter((e) => e.id === b.revocationEvent!.id)).toHaveLength(1);
+    const revokedAt = new Date();
+    const revoked = await outbox.commit({ $case: 'grantRevoked', value: { grantId: grant._id, userId, clientId, revokedAt } });
+    expect(revoked.published).toBe(true);
+    expect((await connections.findGrant(grant._id))!.revokedAt).toEqual(revokedAt);
+    expect((await connections.find(connectionId))!.revokedAt).toEqual(revokedAt);
+    const types = (await stream.storedSince(before)).filter((e) => e.id === created.event.id || e.id === revoked.event.id).map((e) => e.payload?.$case);
+    expect(types).toEqual(['connectionCreated', 'grantRevoked']);
+  });
+
+  it('relayPending re-sends an event left unpublished with the same id, and JetStream keeps one copy; a recent one waits', async () => {
+    const a = await liveConnection();
+    const b = await liveConnection();
+    const before = await stream.lastSeq();
+    const firstAt = new Date(Date.now() - 3000);
+    const first = await outbox.commit(revocationOf(a, firstAt));
+    const second = await outbox.commit(revocationOf(b));
+    expect(await outbox.pendingCount()).toBe(0);
+
+    await makePending(first.event.id);
+    // Younger than 2 s: the commit may still be publishing it; the relay leaves it alone.
+    await outboxOf(db).updateOne({ _id: second.event.id }, { $set: { publishedAt: null } });
+    expect(await outbox.pendingCount()).toBe(2);
+    expect(await outbox.relayPending()).toBe(1);
+    expect((await outboxOf(db).findOne({ _id: first.event.id }))!.publishedAt).toBeInstanceOf(Date);
+    expect((await outboxOf(db).findOne({ _id: second.event.id }))!.publishedAt).toBeNull();
+
+    await makePending(second.event.id);
+    expect(await outbox.relayPending()).toBe(1);
+    expect(await outbox.pendingCount()).toBe(0);
+
+    const stored = await stream.storedSince(before);
+    expect(stored.filter((e) => e.id === first.event.id)).toHaveLength(1);
+    expect(stored.filter((e) => e.id === second.event.id)).toHaveLength(1);
     expect(stored.filter((e) => e.payload?.$case === 'connectionRevoked' && e.payload.value.connectionId === a._id)).toHaveLength(1);
+    // Applying again kept the first revocation.
+    expect((await connections.find(a._id))!.revokedAt).toEqual(firstAt);
+  });
+
+  it('relayPending applies an event the process wrote but never applied, and drops one that no longer applies', async () => {
+    const connection = await liveConnection();
+    const before = await stream.lastSeq();
+    const record = (event: Event) => ({
+      _id: event.id,
+      type: 'connection.revoked',
+      data: new Binary(Event.encode(event).finish()),
+      createdAt: new Date(Date.now() - 10_000),
+      publishedAt: null,
+    });
+    const pending = Event.fromPartial({ id: randomUUID(), occurredAt: new Date(), source: 'consent', payload: revocationOf(connection) });
+    const stale = Event.fromPartial({ id: randomUUID(), occurredAt: new Date(), source: 'consent', payload: revocationOf({ ...connection, _id: randomUUID() }) });
+    await outboxOf(db).insertMany([record(pending), record(stale)]);
+
+    expect(await outbox.relayPending()).toBe(1);
+    expect((await connections.find(connection._id))!.revokedAt).toEqual(expect.any(Date));
+    expect((await outboxOf(db).findOne({ _id: pending.id }))!.publishedAt).toBeInstanceOf(Date);
+    expect(await outboxOf(db).findOne({ _id: stale.id })).toBeNull();
+    const stored = await stream.storedSince(before);
+    expect(stored.filter((e) => e.id === pending.id)).toEqual([pending]);
+    expect(stored.filter((e) => e.id === stale.id)).toEqual([]);
   });
 });

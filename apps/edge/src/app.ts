@@ -27,7 +27,7 @@ export function createApp(deps: EdgeDeps): Koa {
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.status = deps.isReady() ? 200 : 503;
-    ctx.body = { status: deps.isReady() ? 'ok' : 'starting' };
+    ctx.body = { status: deps.isReady() ? 'ok' : 'starting', ...deps.health() };
   });
   router.get('/assets/ledgerly.css', (ctx) => {
     ctx.type = 'text/css';

@@ -20,4 +20,6 @@ export interface EdgeDeps {
   clients: ClientDirectory;
   /** False until the event views have caught up; the edge serves nothing before. */
   isReady: () => boolean;
+  /** Health of the event feed and the size of the views, for /healthz. */
+  health: () => Record<string, unknown>;
 }

@@ -50,6 +50,10 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
       access: access.guard,
       clients,
       isReady: () => ready,
+      health: () => ({
+        events: { healthy: events.healthy(), unhealthyForMs: events.unhealthyForMs(), synchronousChecks: access.guard.synchronous() },
+        views: access.sizes(),
+      }),
     });
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000, keepAliveTimeout: 5_000 }, app.callback());
     const [host, port] = splitHostPort(config.LEDGERLY_HTTP_LISTEN);

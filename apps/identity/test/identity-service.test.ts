@@ -1,38 +1,59 @@
-import { eventually, failure } from '@ledgerly/testkit';
+import { collectEvents, eventually, failure } from '@ledgerly/testkit';
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createClient, createLogger, EventBus, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
-import type { Event } from '@ledgerly/proto/events/v1/events';
+import { createClient, startService, Status, type PromiseClient, type ServiceHandle } from '@ledgerly/chassis';
+import { Event } from '@ledgerly/proto/events/v1/events';
 import { IdentityServiceDefinition, Role } from '@ledgerly/proto/identity/v1/identity';
-import { MongoClient, type Db } from 'mongodb';
+import { Binary, MongoClient, type Db } from 'mongodb';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { IDENTITY_ACCESS } from '../src/grpc/identity-service.js';
 import { identity } from '../src/service.js';
+import { foreignTls, outboxEvents, outboxOf, rawStream, testPki } from './support.js';
 
 type Identity = PromiseClient<typeof IdentityServiceDefinition>;
 
+/**
+ * The identity service in-process, over mutual TLS with certificates from a
+ * test PKI. Each client presents the certificate of the caller the method's
+ * access list allows: operator tools create users and organisations, the
+ * edge signs people in, the consent service resolves sessions.
+ */
 const database = `identity_test_${Date.now()}`;
+let pki: Awaited<ReturnType<typeof testPki>>;
 const env = () => ({
   LEDGERLY_GRPC_LISTEN: '127.0.0.1:0',
   LEDGERLY_MONGO_URL: inject('mongoUrl'),
   LEDGERLY_MONGO_DB: database,
   LEDGERLY_NATS_URL: inject('natsUrl'),
   LEDGERLY_LOG_LEVEL: 'warn',
+  ...pki.env('identity'),
 });
 
 let handle: ServiceHandle;
+let address: string;
+/** operator:test: users, organisations, memberships, disabling. */
 let client: Identity;
+/** The edge: passwords and sessions. */
+let edge: Identity;
+/** The consent service: GetSession. */
+let consent: Identity;
 let mongo: MongoClient;
 let db: Db;
 
 beforeAll(async () => {
+  pki = await testPki('identity-service', ['identity', 'edge', 'consent', 'token', 'operator:test']);
   handle = await startService(identity, env(), () => {});
-  client = createClient(IdentityServiceDefinition, handle.ready['address'] as string);
+  address = handle.ready['address'] as string;
+  client = pki.client(IdentityServiceDefinition, address, 'operator:test');
+  edge = pki.client(IdentityServiceDefinition, address, 'edge');
+  consent = pki.client(IdentityServiceDefinition, address, 'consent');
   mongo = new MongoClient(inject('mongoUrl'));
   db = mongo.db(database);
 });
 
 afterAll(async () => {
-  client?.close();
+  for (const c of [client, edge, consent]) c?.close();
   await handle?.stop();
   await mongo?.close();
 });
@@ -135,7 +156,7 @@ describe('users', () => {
 describe('VerifyPassword', () => {
   it('accepts the right password, with the email in any case', async () => {
     const { user, email, password } = await newUser();
-    const res = await client.verifyPassword({
+    const res = await edge.verifyPassword({
       email: email.toUpperCase(),
       password,
     });
@@ -144,14 +165,14 @@ describe('VerifyPassword', () => {
 
   it('answers a wrong password and an unknown email with the same UNAUTHENTICATED error', async () => {
     const { email } = await newUser();
-    const wrong = await failure(client.verifyPassword({ email, password: 'not the password' }));
+    const wrong = await failure(edge.verifyPassword({ email, password: 'not the password' }));
     const unknown = await failure(
-      client.verifyPassword({
+      edge.verifyPassword({
         email: uniqueEmail('nobody'),
         password: 'not the password',
       }),
     );
-    const empty = await failure(client.verifyPassword({ email, password: '' }));
+    const empty = await failure(edge.verifyPassword({ email, password: '' }));
     for (const err of [wrong, unknown, empty]) {
       expect(err).toMatchObject({
         code: Status.UNAUTHENTICATED,
@@ -164,7 +185,7 @@ describe('VerifyPassword', () => {
   it('refuses a disabled user even with the right password', async () => {
     const { user, email, password } = await newUser();
     await db.collection('users').updateOne({ _id: user.id as never }, { $set: { disabled: true } });
-    const err = await failure(client.verifyPassword({ email, password }));
+    const err = await failure(edge.verifyPassword({ email, password }));
     expect(err).toMatchObject({
       code: Status.UNAUTHENTICATED,
       details: 'The email or password is incorrect',
@@ -175,7 +196,7 @@ describe('VerifyPassword', () => {
 describe('sessions', () => {
   it('creates a session that resolves by its token, stored only as a hash, and ends it', async () => {
     const { user } = await newUser();
-    const created = await client.createSession({
+    const created = await edge.createSession({
       userId: user.id,
       amr: ['pwd', 'mfa'],
     });
@@ -187,7 +208,7 @@ describe('sessions', () => {
     const ttlMs = created.session!.expiresAt!.getTime() - created.session!.authTime!.getTime();
     expect(ttlMs).toBe(8 * 3600 * 1000);
 
-    const got = await client.getSession({ sessionToken: created.sessionToken });
+    const got = await consent.getSession({ sessionToken: created.sessionToken });
     expect(got.session).toMatchObject({
       id: created.session!.id,
       userId: user.id,
@@ -197,33 +218,33 @@ describe('sessions', () => {
     expect(stored).toHaveLength(1);
     expect(JSON.stringify(stored)).not.toContain(created.sessionToken);
 
-    await client.endSession({ sessionToken: created.sessionToken });
-    expect(await failure(client.getSession({ sessionToken: created.sessionToken }))).toMatchObject({
+    await edge.endSession({ sessionToken: created.sessionToken });
+    expect(await failure(consent.getSession({ sessionToken: created.sessionToken }))).toMatchObject({
       code: Status.UNAUTHENTICATED,
       reason: 'session_invalid',
     });
     // Ending it again, or ending an unknown session, succeeds.
-    await expect(client.endSession({ sessionToken: created.sessionToken })).resolves.toEqual({});
+    await expect(edge.endSession({ sessionToken: created.sessionToken })).resolves.toEqual({});
   });
 
   it('defaults amr to pwd, and refuses a session for an unknown user', async () => {
     const { user } = await newUser();
-    expect((await client.createSession({ userId: user.id })).session!.amr).toEqual(['pwd']);
-    expect(await failure(client.createSession({ userId: 'ghost' }))).toMatchObject({ code: Status.NOT_FOUND });
+    expect((await edge.createSession({ userId: user.id })).session!.amr).toEqual(['pwd']);
+    expect(await failure(edge.createSession({ userId: 'ghost' }))).toMatchObject({ code: Status.NOT_FOUND });
   });
 
   it('treats an expired session, an unknown token and a disabled user as UNAUTHENTICATED', async () => {
     const { user } = await newUser();
-    const expiring = await client.createSession({ userId: user.id });
+    const expiring = await edge.createSession({ userId: user.id });
     await db.collection('sessions').updateOne({ sessionId: expiring.session!.id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
-    expect(await failure(client.getSession({ sessionToken: expiring.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
-    expect(await failure(client.getSession({ sessionToken: 'made-up-token' }))).toMatchObject({ code: Status.UNAUTHENTICATED });
-    expect(await failure(client.getSession({ sessionToken: '' }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+    expect(await failure(consent.getSession({ sessionToken: expiring.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+    expect(await failure(consent.getSession({ sessionToken: 'made-up-token' }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+    expect(await failure(consent.getSession({ sessionToken: '' }))).toMatchObject({ code: Status.UNAUTHENTICATED });
 
-    const live = await client.createSession({ userId: user.id });
-    await expect(client.getSession({ sessionToken: live.sessionToken })).resolves.toBeDefined();
+    const live = await edge.createSession({ userId: user.id });
+    await expect(consent.getSession({ sessionToken: live.sessionToken })).resolves.toBeDefined();
     await db.collection('users').updateOne({ _id: user.id as never }, { $set: { disabled: true } });
-    expect(await failure(client.getSession({ sessionToken: live.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+    expect(await failure(consent.getSession({ sessionToken: live.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
   });
 });
 
@@ -340,7 +361,7 @@ describe('organisations and memberships', () => {
     expect(await db.collection('memberships').countDocuments({ userId: user.id })).toBe(0);
   });
 
-  it('publishes membership.changed on NATS for every change', async () => {
+  it('publishes membership.changed for every change through the outbox: the event id is the outbox record, marked published', async () => {
     const since = new Date(Date.now() - 1000);
     const { user } = await newUser();
     const org = (await client.createOrganisation({ name: 'Evented Ltd' })).organisation!;
@@ -355,22 +376,10 @@ describe('organisations and memberships', () => {
       role: Role.ROLE_READONLY,
     });
 
-    const bus = await EventBus.connect({
-      url: inject('natsUrl'),
-      name: 'identity-test',
-      logger: createLogger({ service: 't', level: 'error' }),
-    });
-    const seen: Event[] = [];
-    const subscription = await bus.subscribe({
-      since,
-      handle: (e) => {
-        if (e.payload?.$case === 'membershipChanged' && e.payload.value.userId === user.id) seen.push(e);
-      },
-    });
+    const observed = await collectEvents(inject('natsUrl'), since, (e) => e.payload?.$case === 'membershipChanged' && e.payload.value.userId === user.id);
     try {
-      await subscription.caughtUp;
-      await eventually(() => seen.length >= 2);
-      expect(seen.map((e) => [e.source, e.payload])).toEqual([
+      await eventually(() => observed.events.length >= 2);
+      expect(observed.events.map((e) => [e.source, e.payload])).toEqual([
         [
           'identity',
           {
@@ -394,10 +403,216 @@ describe('organisations and memberships', () => {
           },
         ],
       ]);
+      for (const event of observed.events) {
+        const record = await outboxOf(db).findOne({ _id: event.id });
+        expect(record).toMatchObject({ type: 'membership.changed', publishedAt: expect.any(Date) });
+        expect(Event.decode(record!.data.buffer)).toEqual(event);
+      }
     } finally {
-      await subscription.stop();
-      await bus.close();
+      await observed.stop();
     }
+  });
+});
+
+describe('DisableUser and EnableUser', () => {
+  it('disabling ends every session of the user, refuses their password and sessions, and publishes user.disabled once', async () => {
+    const since = new Date(Date.now() - 1000);
+    const { user, email, password } = await newUser();
+    const other = await newUser();
+    const sessions = [await edge.createSession({ userId: user.id }), await edge.createSession({ userId: user.id })];
+    const othersSession = await edge.createSession({ userId: other.user.id });
+    expect(await db.collection('sessions').countDocuments({ userId: user.id })).toBe(2);
+
+    const before = Date.now();
+    const { user: disabled } = await client.disableUser({ userId: user.id });
+    expect(disabled).toMatchObject({ id: user.id, disabled: true });
+    expect(disabled!.disabledAt!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    expect(disabled!.disabledAt!.getTime()).toBeLessThanOrEqual(Date.now());
+    expect((await client.getUser({ userId: user.id })).user).toMatchObject({ disabled: true, disabledAt: disabled!.disabledAt });
+
+    expect(await db.collection('sessions').countDocuments({ userId: user.id })).toBe(0);
+    for (const s of sessions) {
+      expect(await failure(consent.getSession({ sessionToken: s.sessionToken }))).toMatchObject({
+        code: Status.UNAUTHENTICATED,
+        reason: 'session_invalid',
+      });
+    }
+    expect(await failure(edge.verifyPassword({ email, password }))).toMatchObject({
+      code: Status.UNAUTHENTICATED,
+      reason: 'invalid_credentials',
+      details: 'The email or password is incorrect',
+    });
+    expect(await failure(edge.createSession({ userId: user.id }))).toMatchObject({ code: Status.NOT_FOUND });
+    // Nobody else is affected.
+    await expect(consent.getSession({ sessionToken: othersSession.sessionToken })).resolves.toMatchObject({ session: { userId: other.user.id } });
+    await expect(edge.verifyPassword({ email: other.email, password: other.password })).resolves.toBeDefined();
+
+    // Disabling again changes nothing and publishes nothing more.
+    const again = await client.disableUser({ userId: user.id });
+    expect(again.user!.disabledAt).toEqual(disabled!.disabledAt);
+
+    const observed = await collectEvents(inject('natsUrl'), since, (e) => e.payload?.$case === 'userDisabled' && e.payload.value.userId === user.id);
+    try {
+      await eventually(() => observed.events.length > 0);
+      expect(observed.events).toHaveLength(1);
+      expect(observed.events[0]).toMatchObject({
+        source: 'identity',
+        payload: { $case: 'userDisabled', value: { userId: user.id, disabledAt: disabled!.disabledAt } },
+      });
+      expect(await outboxOf(db).findOne({ _id: observed.events[0]!.id })).toMatchObject({
+        type: 'user.disabled',
+        publishedAt: expect.any(Date),
+      });
+    } finally {
+      await observed.stop();
+    }
+    const mine = (await outboxEvents(db, 'user.disabled')).filter((e) => e.payload?.$case === 'userDisabled' && e.payload.value.userId === user.id);
+    expect(mine).toHaveLength(1);
+  });
+
+  it('enabling lets the user sign in again, keeps the time they were disabled, and does not bring old sessions back', async () => {
+    const { user, email, password } = await newUser();
+    const session = await edge.createSession({ userId: user.id });
+    const { user: disabled } = await client.disableUser({ userId: user.id });
+    const { user: enabled } = await client.enableUser({ userId: user.id });
+    expect(enabled).toMatchObject({ id: user.id, disabled: false });
+    // Tokens issued before it stay refused even after re-enabling.
+    expect(enabled!.disabledAt).toEqual(disabled!.disabledAt);
+    await expect(edge.verifyPassword({ email, password })).resolves.toMatchObject({ user: { id: user.id } });
+    expect(await failure(consent.getSession({ sessionToken: session.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+    const fresh = await edge.createSession({ userId: user.id });
+    await expect(consent.getSession({ sessionToken: fresh.sessionToken })).resolves.toMatchObject({ session: { userId: user.id } });
+  });
+
+  it('DisableUser and EnableUser of an unknown user are NOT_FOUND, and publish nothing', async () => {
+    const before = await db.collection('outbox').countDocuments();
+    expect(await failure(client.disableUser({ userId: randomUUID() }))).toMatchObject({ code: Status.NOT_FOUND });
+    expect(await failure(client.enableUser({ userId: randomUUID() }))).toMatchObject({ code: Status.NOT_FOUND });
+    expect(await db.collection('outbox').countDocuments()).toBe(before);
+  });
+});
+
+describe('outbox relay', () => {
+  it('applies and publishes an event left in the outbox (the process died before applying it), then a re-send is de-duplicated', async () => {
+    const { user, email, password } = await newUser();
+    const session = await edge.createSession({ userId: user.id });
+    const stream = await rawStream();
+    try {
+      const start = await stream.lastSeq();
+      // As if DisableUser had written its intent, then the process died.
+      const event = Event.fromPartial({
+        id: randomUUID(),
+        occurredAt: new Date(),
+        source: 'identity',
+        payload: { $case: 'userDisabled', value: { userId: user.id, disabledAt: new Date() } },
+      });
+      const outbox = outboxOf(db);
+      await outbox.insertOne({
+        _id: event.id,
+        type: 'user.disabled',
+        data: new Binary(Event.encode(event).finish()),
+        createdAt: new Date(Date.now() - 10_000),
+        publishedAt: null,
+      });
+      await eventually(async () => (await outbox.findOne({ _id: event.id }))?.publishedAt instanceof Date, 10_000);
+      expect((await client.getUser({ userId: user.id })).user).toMatchObject({ disabled: true });
+      expect(await failure(consent.getSession({ sessionToken: session.sessionToken }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+      expect(await failure(edge.verifyPassword({ email, password }))).toMatchObject({ code: Status.UNAUTHENTICATED });
+      expect((await stream.storedSince(start)).filter((e) => e.id === event.id)).toEqual([event]);
+
+      // As if the process died between publishing and marking it published: sent again, with the same id.
+      await outbox.updateOne({ _id: event.id }, { $set: { publishedAt: null, createdAt: new Date(Date.now() - 10_000) } });
+      await eventually(async () => (await outbox.findOne({ _id: event.id }))?.publishedAt instanceof Date, 10_000);
+      expect((await stream.storedSince(start)).filter((e) => e.id === event.id)).toHaveLength(1);
+    } finally {
+      await stream.close();
+    }
+  });
+});
+
+describe('mutual TLS and access lists', () => {
+  it('refuses a caller its access list does not name with PERMISSION_DENIED caller_not_allowed, before doing anything', async () => {
+    const email = uniqueEmail('denied');
+    expect(await failure(edge.createUser({ email, password: 'long enough pw', name: 'Denied' }))).toMatchObject({
+      code: Status.PERMISSION_DENIED,
+      reason: 'caller_not_allowed',
+      details: 'edge may not call CreateUser',
+    });
+    expect(await db.collection('users').countDocuments({ emailKey: email })).toBe(0);
+
+    const { user, email: own, password } = await newUser();
+    const { sessionToken } = await edge.createSession({ userId: user.id });
+    // Only the edge checks passwords; only the consent service resolves sessions.
+    expect(await failure(client.verifyPassword({ email: own, password }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
+    expect(await failure(edge.getSession({ sessionToken }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
+    const token = pki.client(IdentityServiceDefinition, address, 'token');
+    try {
+      await expect(token.getUser({ userId: user.id })).resolves.toMatchObject({ user: { id: user.id } });
+      expect(await failure(token.disableUser({ userId: user.id }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
+      expect(await failure(token.addMembership({ userId: user.id, organisationId: randomUUID(), role: Role.ROLE_ADVISER }))).toMatchObject({
+        code: Status.PERMISSION_DENIED,
+        reason: 'caller_not_allowed',
+      });
+    } finally {
+      token.close();
+    }
+    expect((await client.getUser({ userId: user.id })).user!.disabled).toBe(false);
+    expect(IDENTITY_ACCESS.disableUser).toEqual(['operator']);
+  });
+
+  it('refuses a plain-text client, and a client certificate from another CA, with UNAVAILABLE', async () => {
+    const plain = createClient(IdentityServiceDefinition, address, { deadlineMs: 2000 });
+    const foreign = createClient(IdentityServiceDefinition, address, { tls: await foreignTls('identity', 'edge', pki.tls('edge')), deadlineMs: 2000 });
+    try {
+      const { email, password } = await newUser();
+      expect(await failure(plain.verifyPassword({ email, password }))).toMatchObject({ code: Status.UNAVAILABLE });
+      expect(await failure(plain.getUser({ userId: 'x' }))).toMatchObject({ code: Status.UNAVAILABLE });
+      expect(await failure(foreign.verifyPassword({ email, password }))).toMatchObject({ code: Status.UNAVAILABLE });
+      // The same call with the real edge certificate works.
+      await expect(edge.verifyPassword({ email, password })).resolves.toBeDefined();
+    } finally {
+      plain.close();
+      foreign.close();
+    }
+  });
+
+  it('refuses to start with a certificate that is not its own', async () => {
+    await expect(startService(identity, { ...env(), ...pki.env('edge') }, () => {})).rejects.toThrow(
+      'LEDGERLY_TLS_CERT is the certificate of "edge", not of "identity"',
+    );
+  });
+
+  it('writes every operator call to audit_log, secrets redacted, with its outcome; service calls are not audited', async () => {
+    const email = uniqueEmail('audited');
+    const password = 'Audited-Secret-Passphrase';
+    const { user } = await client.createUser({ email, password, name: 'Audited' });
+    const { sessionToken } = await edge.createSession({ userId: user!.id });
+    const missing = randomUUID();
+    await failure(client.getUser({ userId: missing }));
+    await failure(client.verifyPassword({ email, password }));
+
+    const audit = db.collection('audit_log');
+    await eventually(async () => (await audit.countDocuments({ $or: [{ 'request.email': email }, { 'request.userId': missing }] })) >= 3);
+    const created = await audit.findOne({ method: 'CreateUser', 'request.email': email });
+    expect(created).toMatchObject({
+      operator: 'operator:test',
+      service: 'identity.v1.IdentityService',
+      method: 'CreateUser',
+      outcome: 'OK',
+      requestId: expect.any(String),
+      at: expect.any(Date),
+      request: { email, name: 'Audited', password: '[REDACTED]' },
+    });
+    expect(await audit.findOne({ method: 'GetUser', 'request.userId': missing })).toMatchObject({ operator: 'operator:test', outcome: 'NOT_FOUND' });
+    expect(await audit.findOne({ method: 'VerifyPassword', 'request.email': email })).toMatchObject({
+      outcome: 'PERMISSION_DENIED',
+      request: { email, password: '[REDACTED]' },
+    });
+    const entries = await audit.find({ $or: [{ 'request.email': email }, { 'request.userId': user!.id }] }).toArray();
+    expect(JSON.stringify(entries)).not.toContain(password);
+    expect(JSON.stringify(await audit.find().toArray())).not.toContain(sessionToken);
+    // The edge's CreateSession for this user is not an operator action.
+    expect(entries.map((e) => e['method']).sort()).toEqual(['CreateUser', 'VerifyPassword']);
   });
 });
 
@@ -405,7 +620,7 @@ describe('shutdown', () => {
   it('lets an in-flight call finish, then refuses calls with UNAVAILABLE', async () => {
     const own = await startService(identity, env(), () => {});
     expect(own.state).toBe('running');
-    const ownClient = createClient(IdentityServiceDefinition, own.ready['address'] as string);
+    const ownClient = pki.client(IdentityServiceDefinition, own.ready['address'] as string, 'operator:test');
     try {
       // Warm the channel so the next call reaches the server at once.
       const { user } = await ownClient.createUser({

@@ -19,6 +19,8 @@ export interface AccessTokenClaims {
   readonly tokenId: string;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
+  /** Milliseconds since the epoch: what revocations are compared with. */
+  readonly issuedAtMs: number;
   readonly expiresAt: number;
   readonly authTime: number;
   readonly authEventId: string;
@@ -110,6 +112,8 @@ export class AccessTokenVerifier {
         scopes: new Set(parseScope(str(payload['scope']))),
         tokenId: str(payload.jti),
         issuedAt: num(payload.iat),
+        // Our tokens carry the millisecond; otherwise iat's second, counted from its start.
+        issuedAtMs: typeof payload['issued_at_ms'] === 'number' && Math.floor(payload['issued_at_ms'] / 1000) === num(payload.iat) ? payload['issued_at_ms'] : num(payload.iat) * 1000,
         expiresAt: num(payload.exp),
         authTime: num(payload['auth_time']),
         authEventId: str(payload['authentication_event_id']),

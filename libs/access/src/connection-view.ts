@@ -121,5 +121,5 @@ function connectionKey(userId: string, clientId: string, tenantId: string): stri
 
 /** A token issued (iat, seconds) before the revocation (ms) was revoked; otherwise it never covered the tenant. */
 function classify(revokedAtMs: number, claims: AccessTokenClaims): ConnectionStatus {
-  return revokedAtMs > 0 && revokedAtMs >= claims.issuedAt * 1000 ? 'revoked' : 'not_connected';
+  return revokedAtMs > 0 && revokedAtMs >= claims.issuedAtMs ? 'revoked' : 'not_connected';
 }

@@ -42,7 +42,7 @@ export class RevocationView {
 
   /** Why the token is revoked, or undefined when nothing revokes it. */
   reasonFor(claims: AccessTokenClaims): RevocationReason | undefined {
-    const issuedAtMs = claims.issuedAt * 1000;
+    const issuedAtMs = claims.issuedAtMs;
     const before = (cache: TtlCache<string, number>, key: string) => {
       const at = key ? cache.get(key) : undefined;
       return at !== undefined && at >= issuedAtMs;

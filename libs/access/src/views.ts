@@ -68,7 +68,15 @@ export interface AccessDeps {
  * and the subscription whose `caughtUp` the service must await before
  * reporting ready.
  */
-export async function startAccessChecks(deps: AccessDeps): Promise<{ guard: AccessGuard; subscription: EventSubscription; sweep: () => void }> {
+export interface AccessChecks {
+  guard: AccessGuard;
+  subscription: EventSubscription;
+  sweep: () => void;
+  /** Entries in the views (for /healthz and the bounds tests). */
+  sizes: () => { connections: ConnectionView['size']; revocations: RevocationView['size'] };
+}
+
+export async function startAccessChecks(deps: AccessDeps): Promise<AccessChecks> {
   const verifier = new AccessTokenVerifier({
     issuer: deps.issuer,
     audience: deps.audience,
@@ -97,7 +105,7 @@ export async function startAccessChecks(deps: AccessDeps): Promise<{ guard: Acce
         clientId: claims.clientId,
         userId: claims.userId,
         grantId: claims.grantId,
-        issuedAt: new Date(claims.issuedAt * 1000),
+        issuedAt: new Date(claims.issuedAtMs),
       }),
   });
   return {
@@ -107,5 +115,6 @@ export async function startAccessChecks(deps: AccessDeps): Promise<{ guard: Acce
       connections.sweep();
       revocations.sweep();
     },
+    sizes: () => ({ connections: connections.size, revocations: revocations.size }),
   };
 }

@@ -12,6 +12,7 @@ function claims(issuedAtMs: number): AccessTokenClaims {
     scopes: new Set(['accounting.contacts']),
     tokenId: 'jti',
     issuedAt: Math.floor(issuedAtMs / 1000),
+    issuedAtMs,
     expiresAt: Math.floor(issuedAtMs / 1000) + 1800,
     authTime: 0,
     authEventId: 'ae',

@@ -1,17 +1,20 @@
 import { Role } from '@ledgerly/proto/identity/v1/identity';
 import { describe, expect, it } from 'vitest';
 import {
-  checkTenantAccess,
+  AccessDenied,
+  AccessGuard,
   ConnectionView,
   isKnownScope,
   MembershipView,
   needsOrganisation,
+  RevocationView,
   OPERATIONS,
   parseRole,
   parseScope,
   roleAllows,
   scopeAllows,
   type AccessTokenClaims,
+  type AccessTokenVerifier,
 } from '../src/index.js';
 
 const TENANT = '6f1c2a4e-1111-4222-8333-444455556666';
@@ -22,6 +25,7 @@ const claims = (scope: string): AccessTokenClaims => ({
   scopes: new Set(parseScope(scope)),
   tokenId: 'j',
   issuedAt: Math.floor(Date.now() / 1000),
+  issuedAtMs: Date.now(),
   expiresAt: Math.floor(Date.now() / 1000) + 60,
   authTime: 0,
   authEventId: '',
@@ -57,15 +61,28 @@ describe('roles and scopes together', () => {
   });
 
   it('checks connection, then scope, then role', async () => {
-    const connections = new ConnectionView({ check: async () => ({ connectionId: 'c1', lastRevokedAt: undefined }) });
-    const memberships = new MembershipView({ lookup: async () => Role.ROLE_READONLY });
-    const base = { tenantId: TENANT, connections, memberships };
-    expect(await checkTenantAccess({ ...base, claims: claims('accounting.contacts'), operation: OPERATIONS.ListContacts })).toEqual({ allowed: true });
-    expect(await checkTenantAccess({ ...base, claims: claims('accounting.contacts.read'), operation: OPERATIONS.CreateContacts })).toMatchObject({ allowed: false, reason: 'insufficient_scope' });
-    expect(await checkTenantAccess({ ...base, claims: claims('accounting.contacts'), operation: OPERATIONS.CreateContacts })).toMatchObject({ allowed: false, reason: 'insufficient_role' });
-    expect(await checkTenantAccess({ ...base, tenantId: 'not-a-guid', claims: claims('accounting.contacts'), operation: OPERATIONS.ListContacts })).toMatchObject({ allowed: false, reason: 'tenant_not_connected' });
-    const none = new ConnectionView({ check: async () => ({ connectionId: undefined, lastRevokedAt: undefined }) });
-    expect(await checkTenantAccess({ ...base, connections: none, claims: claims('accounting.contacts'), operation: OPERATIONS.ListContacts })).toMatchObject({ allowed: false, reason: 'tenant_not_connected' });
+    const guard = (connections: ConnectionView) =>
+      new AccessGuard({
+        verifier: {} as AccessTokenVerifier,
+        connections,
+        revocations: new RevocationView(),
+        memberships: new MembershipView({ lookup: async () => Role.ROLE_READONLY }),
+        feed: { healthy: () => true, unhealthyForMs: () => 0 },
+        staleAfterMs: 2000,
+        checkToken: async () => ({ active: true, reason: '' }),
+      });
+    const live = guard(new ConnectionView({ check: async () => ({ connectionId: 'c1', lastRevokedAt: undefined }) }));
+    const outcome = (p: Promise<void>) =>
+      p.then(
+        () => 'allowed',
+        (e: unknown) => (e instanceof AccessDenied ? `${e.kind}:${e.reason}` : String(e)),
+      );
+    expect(await outcome(live.authorizeTenant(claims('accounting.contacts'), TENANT, OPERATIONS.ListContacts))).toBe('allowed');
+    expect(await outcome(live.authorizeTenant(claims('accounting.contacts.read'), TENANT, OPERATIONS.CreateContacts))).toBe('forbidden:insufficient_scope');
+    expect(await outcome(live.authorizeTenant(claims('accounting.contacts'), TENANT, OPERATIONS.CreateContacts))).toBe('forbidden:insufficient_role');
+    expect(await outcome(live.authorizeTenant(claims('accounting.contacts'), 'not-a-guid', OPERATIONS.ListContacts))).toBe('forbidden:tenant_not_connected');
+    const none = guard(new ConnectionView({ check: async () => ({ connectionId: undefined, lastRevokedAt: undefined }) }));
+    expect(await outcome(none.authorizeTenant(claims('accounting.contacts'), TENANT, OPERATIONS.ListContacts))).toBe('forbidden:tenant_not_connected');
   });
 
   it('drops a cached role when membership.changed arrives, even mid-lookup', async () => {

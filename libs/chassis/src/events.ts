@@ -31,6 +31,7 @@ export const EVENT_NAMES: Readonly<Record<EventType, string>> = {
   clientSuspended: 'client.suspended',
   userDisabled: 'user.disabled',
   signingKeyRotated: 'signing_key.rotated',
+  clientReinstated: 'client.reinstated',
 };
 
 export function eventSubject(type: EventType): string {
@@ -93,6 +94,11 @@ export class EventBus implements FeedHealth {
 
   healthy(): boolean {
     return this.connected && (!this.subscribed || this.caughtUp);
+  }
+
+  /** Connected to NATS right now (publishing can be tried). */
+  isConnected(): boolean {
+    return this.connected && !this.nc.isClosed();
   }
 
   unhealthyForMs(): number {

@@ -43,6 +43,12 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Mutual TLS as this identity (services always; plain text only in chassis tests). */
   tls?: TlsMaterial;
+  /**
+   * The identity the server's certificate must have (its DNS name). Defaults
+   * to the service's package ("token" for token.v1.TokenService), so a client
+   * of the token service accepts only the token service's certificate.
+   */
+  serverName?: string;
   credentials?: ChannelCredentials;
 }
 
@@ -68,6 +74,7 @@ export function createClient<D extends ServiceDefinition>(
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 5_000,
     'grpc.enable_retries': 0,
+    ...(options.tls ? { 'grpc.ssl_target_name_override': options.serverName ?? definition.fullName.split('.')[0]! } : {}),
   });
   const deadlineMs = options.deadlineMs ?? 3000;
   const idempotent = options.idempotent ?? defaultIdempotent;
@@ -84,8 +91,10 @@ export function createClient<D extends ServiceDefinition>(
         try {
           return await call(request, callOptions.metadata, deadline);
         } catch (err) {
+          // Only a transport failure (no server answered) is retried; an UNAVAILABLE the
+          // server sent on purpose (its database is down) would only fail again, later.
           const retry =
-            err instanceof RemoteError && err.code === Status.UNAVAILABLE && attempt < attempts && Date.now() + 50 < deadline;
+            err instanceof RemoteError && err.code === Status.UNAVAILABLE && err.reason === undefined && attempt < attempts && Date.now() + 50 < deadline;
           if (!retry) throw err;
           await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** (attempt - 1), 400)));
         }

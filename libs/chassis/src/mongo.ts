@@ -16,7 +16,7 @@ export interface MongoOptions {
   /**
    * How long an operation waits for a reachable server before failing with a
    * server-selection error (which the chassis turns into UNAVAILABLE, and the
-   * edge into 503). Kept short: a caller must never hang on a dead database.
+   * edge into 503). Kept short (500 ms): a caller must never hang on a dead database.
    */
   serverSelectionTimeoutMs?: number;
 }
@@ -27,7 +27,7 @@ export interface MongoOptions {
  * multi-document transactions (docs/architecture.md, "Storage").
  */
 export async function connectMongo(options: MongoOptions): Promise<MongoConnection> {
-  const timeout = options.serverSelectionTimeoutMs ?? 1000;
+  const timeout = options.serverSelectionTimeoutMs ?? 500;
   const client = new MongoClient(options.url, {
     appName: options.appName,
     serverSelectionTimeoutMS: timeout,
@@ -36,7 +36,8 @@ export async function connectMongo(options: MongoOptions): Promise<MongoConnecti
     maxPoolSize: 20,
     retryWrites: false,
     ignoreUndefined: true,
-    retryReads: true,
+    // A dead database must become a 503 within a second: no driver-level retry (callers may retry).
+    retryReads: false,
   });
   await client.connect();
   const db = client.db(options.database);

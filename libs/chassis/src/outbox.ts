@@ -79,6 +79,11 @@ export class Outbox {
       await this.outbox.deleteOne({ _id: event.id });
       throw err;
     }
+    if (!this.options.events.isConnected()) {
+      // Do not make the caller wait for a publish timeout: the relay sends it once NATS is back.
+      this.options.logger.warn('NATS is down: publishing deferred to the outbox relay', { type: EVENT_NAMES[payload.$case], eventId: event.id });
+      return { event, published: false };
+    }
     const published = await this.publish(event).then(
       () => true,
       (err: unknown) => {

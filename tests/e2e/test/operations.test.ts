@@ -99,12 +99,12 @@ describe('operations', () => {
   it('serves /healthz on the edge and grpc.health.v1 on every service', async () => {
     const res = await fetch(new URL('/healthz', t.issuer));
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok' });
+    expect(await res.json()).toMatchObject({ status: 'ok', events: { healthy: true, synchronousChecks: false }, views: { revocations: { grants: 0 } } });
     const { createClient, loadTls } = await import('@ledgerly/chassis');
     const { HealthDefinition } = await import('./support/health.js');
     const tls = loadTls(t.platform.operator);
     for (const app of ['identity', 'consent', 'token', 'accounting'] as const) {
-      const health = createClient(HealthDefinition, t.platform.addresses[app], { tls });
+      const health = createClient(HealthDefinition, t.platform.addresses[app], { tls, serverName: app });
       expect((await health.check({ service: '' })).status, app).toBe(1);
       health.close();
     }

@@ -13,9 +13,10 @@ export class ClientDirectory {
 
   constructor(private readonly token: PromiseClient<typeof TokenServiceDefinition>) {}
 
-  /** A suspended client is looked up again at once (client.suspended). */
+  /** A suspended or reinstated client is looked up again at once. */
   apply(event: Event): void {
-    if (event.payload?.$case === 'clientSuspended') this.cache.delete(event.payload.value.clientId);
+    const p = event.payload;
+    if (p?.$case === 'clientSuspended' || p?.$case === 'clientReinstated') this.cache.delete(p.value.clientId);
   }
 
   async find(clientId: string): Promise<Client | null> {

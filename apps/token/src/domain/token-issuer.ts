@@ -42,7 +42,8 @@ export class TokenIssuer {
 
   async issue(auth: Authorization): Promise<TokenSet> {
     const { kid, key } = this.keys.current();
-    const now = Math.floor(Date.now() / 1000);
+    const nowMs = Date.now();
+    const now = Math.floor(nowMs / 1000);
     const ttl = this.config.LEDGERLY_ACCESS_TOKEN_TTL_SECONDS;
     const accessScopes = auth.accessScopes ?? auth.scopes;
     const scope = accessScopes.join(' ');
@@ -53,6 +54,8 @@ export class TokenIssuer {
       authentication_event_id: auth.authEventId,
       grant_id: auth.grantId,
       sid: auth.sessionId,
+      // iat has second precision; revocations are compared to the millisecond.
+      issued_at_ms: nowMs,
     })
       .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYP, kid })
       .setIssuer(this.config.LEDGERLY_ISSUER)

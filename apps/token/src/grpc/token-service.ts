@@ -285,9 +285,11 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
     reinstateClient: async (req) => {
       const client = await clients.find(req.clientId);
       if (!client) throw new NotFoundError('No such client', 'invalid_client');
-      const reinstated = await clients.setSuspended(client._id, null);
-      deps.logger.warn('Client reinstated', { clientId: client._id });
-      return { client: toClient(reinstated!) };
+      if (client.suspendedAt) {
+        await deps.outbox.commit({ $case: 'clientReinstated', value: { clientId: client._id, reinstatedAt: new Date() } });
+        deps.logger.warn('Client reinstated', { clientId: client._id });
+      }
+      return { client: toClient((await clients.find(client._id))!) };
     },
 
     rotateSigningKey: async () => {
@@ -322,6 +324,9 @@ export function applyTokenEvent(deps: Pick<TokenDeps, 'clients' | 'revokedTokens
         return;
       case 'signingKeyRotated':
         await deps.keys.rotateTo(p.value.newKeyId);
+        return;
+      case 'clientReinstated':
+        await deps.clients.setSuspended(p.value.clientId, null);
         return;
       default:
         throw new TypeError(`The token service does not publish ${p?.$case ?? 'empty'} events`);

@@ -32,6 +32,7 @@ export interface Event {
     | { $case: "clientSuspended"; value: ClientSuspended }
     | { $case: "userDisabled"; value: UserDisabled }
     | { $case: "signingKeyRotated"; value: SigningKeyRotated }
+    | { $case: "clientReinstated"; value: ClientReinstated }
     | undefined;
 }
 
@@ -121,6 +122,15 @@ export interface SigningKeyRotated {
   rotatedAt?: Date | undefined;
 }
 
+/**
+ * client.reinstated: a suspension was lifted. Tokens issued before the
+ * suspension stay refused; caches of the client's metadata drop it.
+ */
+export interface ClientReinstated {
+  clientId: string;
+  reinstatedAt?: Date | undefined;
+}
+
 function createBaseEvent(): Event {
   return { id: "", occurredAt: undefined, source: "", payload: undefined };
 }
@@ -160,6 +170,9 @@ export const Event: MessageFns<Event> = {
         break;
       case "signingKeyRotated":
         SigningKeyRotated.encode(message.payload.value, writer.uint32(138).fork()).join();
+        break;
+      case "clientReinstated":
+        ClientReinstated.encode(message.payload.value, writer.uint32(146).fork()).join();
         break;
     }
     return writer;
@@ -266,6 +279,14 @@ export const Event: MessageFns<Event> = {
             message.payload = { $case: "signingKeyRotated", value: SigningKeyRotated.decode(reader, reader.uint32()) };
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.payload = { $case: "clientReinstated", value: ClientReinstated.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -332,6 +353,12 @@ export const Event: MessageFns<Event> = {
       case "signingKeyRotated": {
         if (object.payload?.value !== undefined && object.payload?.value !== null) {
           message.payload = { $case: "signingKeyRotated", value: SigningKeyRotated.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "clientReinstated": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "clientReinstated", value: ClientReinstated.fromPartial(object.payload.value) };
         }
         break;
       }
@@ -1064,6 +1091,73 @@ export const SigningKeyRotated: MessageFns<SigningKeyRotated> = {
     message.newKeyId = object.newKeyId ?? "";
     message.retiredKeyIds = object.retiredKeyIds?.map((e) => e) || [];
     message.rotatedAt = object.rotatedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseClientReinstated(): ClientReinstated {
+  return { clientId: "", reinstatedAt: undefined };
+}
+
+export const ClientReinstated: MessageFns<ClientReinstated> = {
+  encode(message: ClientReinstated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clientId !== "") {
+      writer.uint32(10).string(message.clientId);
+    }
+    if (message.reinstatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.reinstatedAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientReinstated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientReinstated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reinstatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientReinstated>, I>>(base?: I): ClientReinstated {
+    return ClientReinstated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientReinstated>, I>>(object: I): ClientReinstated {
+    const message = createBaseClientReinstated();
+    message.clientId = object.clientId ?? "";
+    message.reinstatedAt = object.reinstatedAt ?? undefined;
     return message;
   },
 };
