@@ -130,6 +130,12 @@ export class EventBus implements FeedHealth {
   }
 
   private pendingUntilSeq = 0;
+  private readonly reconnectListeners: Array<() => void> = [];
+
+  /** Called after every reconnect to NATS (the outbox relays at once then). */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
 
   static async connect(options: EventBusOptions): Promise<EventBus> {
     const logger = options.logger.child({ component: 'events' });
@@ -157,6 +163,7 @@ export class EventBus implements FeedHealth {
           logger.info('NATS reconnected');
           bus.connected = true;
           void bus.recheckCaughtUp();
+          for (const listener of bus.reconnectListeners) listener();
         }
       }
     })();

@@ -43,16 +43,24 @@ export interface OutboxOptions {
  * it and waits for JetStream's acknowledgement. If NATS is down the call still
  * succeeds (the change is durable) and a relay, every second, applies again and
  * publishes whatever is still pending, with the same event id: JetStream and
- * the consumers drop the copies. Published events are forgotten after a day.
+ * the consumers drop the copies. Published events are forgotten after an hour
+ * (the stream keeps them for 7 days).
  */
 export class Outbox {
   private readonly outbox: Collection<OutboxDoc>;
   private readonly writer = new SingleWriter();
   private readonly relayAfterMs: number;
 
+  /** Events whose immediate publish failed: relayed at the next chance, whatever their age. */
+  private readonly deferred = new Set<string>();
+
   constructor(private readonly options: OutboxOptions) {
     this.outbox = options.db.collection<OutboxDoc>('outbox');
     this.relayAfterMs = options.relayAfterMs ?? 2000;
+    // Back on NATS: deliver what waited at once, not at the next relay tick.
+    options.events.onReconnect(() => {
+      void this.relayPending().catch((err: unknown) => options.logger.warn('Outbox relay after reconnect failed', { err }));
+    });
   }
 
   async ensureIndexes(): Promise<void> {
@@ -82,12 +90,14 @@ export class Outbox {
     if (!this.options.events.isConnected()) {
       // Do not make the caller wait for a publish timeout: the relay sends it once NATS is back.
       this.options.logger.warn('NATS is down: publishing deferred to the outbox relay', { type: EVENT_NAMES[payload.$case], eventId: event.id });
+      this.deferred.add(event.id);
       return { event, published: false };
     }
     const published = await this.publish(event).then(
       () => true,
       (err: unknown) => {
         this.options.logger.warn('Publishing deferred to the outbox relay', { type: EVENT_NAMES[payload.$case], eventId: event.id, err });
+        this.deferred.add(event.id);
         return false;
       },
     );
@@ -103,8 +113,11 @@ export class Outbox {
 
   /** One pass of the relay: applies again and publishes what is still pending. */
   async relayPending(limit = 500): Promise<number> {
+    if (!this.options.events.isConnected()) return 0;
     const before = new Date(Date.now() - this.relayAfterMs);
-    const pending = await this.outbox.find({ publishedAt: null, createdAt: { $lte: before } }).sort({ createdAt: 1 }).limit(limit).toArray();
+    const pending = (await this.outbox.find({ publishedAt: null }).sort({ createdAt: 1 }).limit(limit).toArray()).filter(
+      (doc) => doc.createdAt <= before || this.deferred.has(doc._id),
+    );
     let sent = 0;
     for (const doc of pending) {
       const event = Event.decode(doc.data.buffer);
@@ -113,10 +126,12 @@ export class Outbox {
       } catch (err) {
         this.options.logger.warn('Outbox event no longer applies; dropped', { eventId: doc._id, type: doc.type, err });
         await this.outbox.deleteOne({ _id: doc._id });
+        this.deferred.delete(doc._id);
         continue;
       }
       try {
         await this.publish(event);
+        this.deferred.delete(doc._id);
         sent++;
       } catch (err) {
         this.options.logger.warn('Outbox relay could not publish; will retry', { eventId: doc._id, type: doc.type, err });
@@ -131,7 +146,7 @@ export class Outbox {
     return this.outbox.countDocuments({ publishedAt: null });
   }
 
-  async sweepPublished(olderThanMs = 24 * 3600_000): Promise<number> {
+  async sweepPublished(olderThanMs = 3600_000): Promise<number> {
     const result = await this.outbox.deleteMany({ publishedAt: { $ne: null, $lte: new Date(Date.now() - olderThanMs) } });
     return result.deletedCount;
   }
