@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -37,9 +37,10 @@ export interface IssueOptions {
 }
 
 /**
- * Makes sure `dir` holds a CA and a certificate for each of `names`, creating
- * whatever is missing (idempotent; existing files are kept). Returns the
- * credential files per name.
+ * Makes sure `dir` holds a CA and a valid certificate for each of `names`
+ * (idempotent: good files are kept). A certificate is issued again when it is
+ * missing, not from the current CA, or within 30 days of expiring. Returns
+ * the credential files per name.
  */
 export async function ensurePki(dir: string, names: string[], options: IssueOptions = {}): Promise<Record<string, Credentials>> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -50,10 +51,18 @@ export async function ensurePki(dir: string, names: string[], options: IssueOpti
   for (const name of names) {
     const certFile = join(dir, `${fileName(name)}.crt`);
     const keyFile = join(dir, `${fileName(name)}.key`);
-    if (!existsSync(certFile) || !existsSync(keyFile)) await issue(caFile, caKeyFile, name, certFile, keyFile, options);
+    if (!existsSync(keyFile) || !isCurrent(certFile, caFile)) await issue(caFile, caKeyFile, name, certFile, keyFile, options);
     out[name] = { caFile, certFile, keyFile };
   }
   return out;
+}
+
+/** Issued by the CA in caFile, and good for 30 more days. */
+function isCurrent(certFile: string, caFile: string): boolean {
+  if (!existsSync(certFile)) return false;
+  const cert = new NodeX509(readFileSync(certFile));
+  const ca = new NodeX509(readFileSync(caFile));
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey) && new Date(cert.validTo).getTime() > Date.now() + 30 * 86_400_000;
 }
 
 /** "operator:alice" → "operator-alice" (a safe file name). */

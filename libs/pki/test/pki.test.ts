@@ -33,6 +33,17 @@ describe('development PKI', () => {
     expect(readFileSync(second['token']!.caFile, 'utf8')).toBe(ca);
   });
 
+  it('issues again a certificate that is not from the current CA (the CA was replaced)', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'ledgerly-pki-replaced-'));
+    const first = await ensurePki(other, ['consent']);
+    const oldCert = readFileSync(first['consent']!.certFile, 'utf8');
+    rmSync(join(other, 'ca.key'));
+    const second = await ensurePki(other, ['consent']);
+    const cert = new X509Certificate(readFileSync(second['consent']!.certFile));
+    expect(readFileSync(second['consent']!.certFile, 'utf8')).not.toBe(oldCert);
+    expect(cert.checkIssued(new X509Certificate(readFileSync(second['consent']!.caFile)))).toBe(true);
+  });
+
   it('makes certificates that work for mutual TLS, and a foreign CA is refused', async () => {
     const creds = await ensurePki(dir, ['token', 'edge']);
     const foreign = await ensurePki(mkdtempSync(join(tmpdir(), 'ledgerly-pki-other-')), ['edge']);
