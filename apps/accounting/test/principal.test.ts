@@ -1,21 +1,34 @@
-import { AccessTokenVerifier, apiAudience, ConnectionView, MembershipView, type ConnectionCheck, type OperationName } from '@ledgerly/access';
-import { createLogger, PermissionDeniedError, Status, UnauthenticatedError, type CallContext } from '@ledgerly/chassis';
+import {
+  AccessGuard,
+  AccessTokenVerifier,
+  apiAudience,
+  ConnectionView,
+  MembershipView,
+  RevocationView,
+  type AccessTokenClaims,
+  type ConnectionCheck,
+  type OperationName,
+} from '@ledgerly/access';
+import { createLogger, PermissionDeniedError, RemoteError, Status, UnauthenticatedError, type CallContext } from '@ledgerly/chassis';
 import { Event } from '@ledgerly/proto/events/v1/events';
 import { Role } from '@ledgerly/proto/identity/v1/identity';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PrincipalGuard } from '../src/grpc/principal.js';
 
 /**
- * The guard with the real verifier and the real connection and membership
- * views. What sits below the service boundary is faked: the JWKS (a key
- * generated here), and the answers the consent and identity services would
- * give (the views' check and lookup functions).
+ * The guard with the real AccessGuard: the real verifier, and the real
+ * connection, membership and revocation views. What sits below the service
+ * boundary is faked: the JWKS (a key generated here), the answers the
+ * consent and identity services would give (the views' check and lookup
+ * functions), the token service's CheckToken, and the health of the event
+ * feed the views depend on.
  */
 const ISSUER = 'http://localhost:3000';
 const KID = 'test-key-1';
 const CLIENT = 'A1B2C3D4E5F60718293A4B5C6D7E8F90';
+const STALE_AFTER_MS = 2000;
 let signingKey: CryptoKey;
 let verifier: AccessTokenVerifier;
 
@@ -35,15 +48,25 @@ beforeAll(async () => {
   });
 });
 
+type TokenStatus = { active: boolean; reason: string };
+
 interface World {
-  /** Consent's answer per `${userId}|${tenantId}`; absent: never connected. */
+  /** Consent's answer per `${userId}|${clientId}|${tenantId}`; absent: never connected. */
   connections: Map<string, ConnectionCheck>;
   /** Identity's answer per `${userId}|${tenantId}`; absent: no membership. */
   roles: Map<string, Role>;
+  /** Calls of consent's CheckConnection, identity's GetMembership, token's CheckToken. */
   checks: number;
+  lookups: number;
+  tokenChecks: AccessTokenClaims[];
+  /** What the token service answers to CheckToken (or throws). */
+  checkToken: (claims: AccessTokenClaims) => Promise<TokenStatus>;
+  /** The event feed: healthy, or unhealthy for `unhealthyForMs`. */
+  feed: { healthy: boolean; unhealthyForMs: number };
   guard: PrincipalGuard;
   connectionView: ConnectionView;
   membershipView: MembershipView;
+  revocations: RevocationView;
 }
 
 function world(): World {
@@ -51,13 +74,16 @@ function world(): World {
     connections: new Map(),
     roles: new Map(),
     checks: 0,
+    lookups: 0,
+    tokenChecks: [],
+    checkToken: async () => ({ active: true, reason: '' }),
+    feed: { healthy: true, unhealthyForMs: 0 },
   } as unknown as World;
   w.connectionView = new ConnectionView({
     check: async (userId, clientId, tenantId) => {
       w.checks++;
-      expect(clientId).toBe(CLIENT);
       return (
-        w.connections.get(`${userId}|${tenantId}`) ?? {
+        w.connections.get(`${userId}|${clientId}|${tenantId}`) ?? {
           connectionId: undefined,
           lastRevokedAt: undefined,
         }
@@ -65,9 +91,28 @@ function world(): World {
     },
   });
   w.membershipView = new MembershipView({
-    lookup: async (userId, tenantId) => w.roles.get(`${userId}|${tenantId}`) ?? Role.ROLE_UNSPECIFIED,
+    lookup: async (userId, tenantId) => {
+      w.lookups++;
+      return w.roles.get(`${userId}|${tenantId}`) ?? Role.ROLE_UNSPECIFIED;
+    },
   });
-  w.guard = new PrincipalGuard(verifier, w.connectionView, w.membershipView);
+  w.revocations = new RevocationView();
+  const access = new AccessGuard({
+    verifier,
+    connections: w.connectionView,
+    revocations: w.revocations,
+    memberships: w.membershipView,
+    feed: {
+      healthy: () => w.feed.healthy,
+      unhealthyForMs: () => (w.feed.healthy ? 0 : w.feed.unhealthyForMs),
+    },
+    staleAfterMs: STALE_AFTER_MS,
+    checkToken: (claims) => {
+      w.tokenChecks.push(claims);
+      return w.checkToken(claims);
+    },
+  });
+  w.guard = new PrincipalGuard(access);
   return w;
 }
 
@@ -77,7 +122,7 @@ function connected(role: Role) {
   const userId = randomUUID();
   const tenantId = randomUUID();
   const connectionId = randomUUID();
-  w.connections.set(`${userId}|${tenantId}`, {
+  w.connections.set(`${userId}|${CLIENT}|${tenantId}`, {
     connectionId,
     lastRevokedAt: undefined,
   });
@@ -85,12 +130,14 @@ function connected(role: Role) {
   return { w, userId, tenantId, connectionId };
 }
 
+const GRANT = 'g';
+
 async function accessToken(userId: string, scope: string, overrides: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({
     client_id: CLIENT,
     scope,
-    grant_id: 'g',
+    grant_id: GRANT,
     authentication_event_id: 'ae',
     iat: now - 10,
     exp: now + 1800,
@@ -108,6 +155,7 @@ function ctx(headers: Record<string, string>): CallContext {
   return {
     service: 'accounting.v1.AccountingService',
     method: 'Test',
+    caller: 'edge',
     requestId: 'req-1',
     metadata: undefined as never,
     logger: createLogger({ service: 'accounting-test', level: 'error' }),
@@ -190,7 +238,7 @@ describe('PrincipalGuard', () => {
   it('refuses with connection_revoked (401) a token issued before the connection was revoked, and tenant_not_connected (403) one issued after', async () => {
     const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
     const now = Math.floor(Date.now() / 1000);
-    w.connections.set(`${userId}|${tenantId}`, {
+    w.connections.set(`${userId}|${CLIENT}|${tenantId}`, {
       connectionId: undefined,
       lastRevokedAt: (now - 30) * 1000,
     });
@@ -318,5 +366,204 @@ describe('PrincipalGuard', () => {
       }),
     );
     expect(await refusal(w.guard.authorize(bearer(token), tenantId, 'CreateContacts'))).toMatchObject({ reason: 'insufficient_role' });
+  });
+});
+
+const event = (payload: NonNullable<Event['payload']>) => Event.fromPartial({ id: randomUUID(), occurredAt: new Date(), source: 'test', payload } as never);
+
+describe('revocation events (RevocationView)', () => {
+  it.each<[string, 'grant_revoked' | 'client_suspended' | 'user_disabled', (userId: string, at: Date) => NonNullable<Event['payload']>]>([
+    ['grant.revoked', 'grant_revoked', (userId, at) => ({ $case: 'grantRevoked', value: { grantId: GRANT, userId, clientId: CLIENT, revokedAt: at } })],
+    ['client.suspended', 'client_suspended', (_userId, at) => ({ $case: 'clientSuspended', value: { clientId: CLIENT, suspendedAt: at } })],
+    ['user.disabled', 'user_disabled', (userId, at) => ({ $case: 'userDisabled', value: { userId, disabledAt: at } })],
+  ])('%s refuses (401 %s) the tokens issued before it, and accepts those issued after', async (_name, reason, payload) => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const now = Math.floor(Date.now() / 1000);
+    const before = await accessToken(userId, 'accounting.contacts', { iat: now - 60 });
+    const after = await accessToken(userId, 'accounting.contacts', { iat: now - 5 });
+    await expect(w.guard.authorize(bearer(before), tenantId, 'ListContacts')).resolves.toBeDefined();
+
+    w.revocations.apply(event(payload(userId, new Date((now - 30) * 1000))));
+    const err = await refusal(w.guard.authorize(bearer(before), tenantId, 'ListContacts'));
+    expect(err).toBeInstanceOf(UnauthenticatedError);
+    expect(err).toMatchObject({ code: Status.UNAUTHENTICATED, reason });
+    await expect(w.guard.authorize(bearer(after), tenantId, 'ListContacts')).resolves.toMatchObject({ userId });
+    // Applying it again (a re-delivered event) changes nothing.
+    w.revocations.apply(event(payload(userId, new Date((now - 30) * 1000))));
+    await expect(w.guard.authorize(bearer(after), tenantId, 'ListContacts')).resolves.toMatchObject({ userId });
+  });
+
+  it('a revocation of one grant, client or user leaves the tokens of others alone', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await accessToken(userId, 'accounting.contacts', { iat: now - 60 });
+    const at = new Date();
+    w.revocations.apply(event({ $case: 'grantRevoked', value: { grantId: 'another-grant', userId, clientId: CLIENT, revokedAt: at } }));
+    w.revocations.apply(event({ $case: 'clientSuspended', value: { clientId: 'F'.repeat(32), suspendedAt: at } }));
+    w.revocations.apply(event({ $case: 'userDisabled', value: { userId: randomUUID(), disabledAt: at } }));
+    w.revocations.apply(event({ $case: 'tokenRevoked', value: { tokenId: randomUUID(), clientId: CLIENT, userId, revokedAt: at, expiresAt: new Date(at.getTime() + 60_000) } }));
+    await expect(w.guard.authorize(bearer(token), tenantId, 'ListContacts')).resolves.toMatchObject({ userId });
+  });
+
+  it('token.revoked refuses that token by its id, whenever it was issued, and no other token of the grant', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const now = Math.floor(Date.now() / 1000);
+    const revoked = await accessToken(userId, 'accounting.contacts', { iat: now - 5 });
+    const older = await accessToken(userId, 'accounting.contacts', { iat: now - 120 });
+    const tokenId = decodeJwt(revoked).jti!;
+    w.revocations.apply(
+      event({
+        $case: 'tokenRevoked',
+        value: { tokenId, clientId: CLIENT, userId, revokedAt: new Date((now - 60) * 1000), expiresAt: new Date((now + 1795) * 1000) },
+      }),
+    );
+    expect(await refusal(w.guard.authorize(bearer(revoked), tenantId, 'ListContacts'))).toMatchObject({
+      code: Status.UNAUTHENTICATED,
+      reason: 'token_revoked',
+      message: 'The access token was revoked',
+    });
+    // Issued before the revocation, but it is another token.
+    await expect(w.guard.authorize(bearer(older), tenantId, 'ListContacts')).resolves.toMatchObject({ userId });
+  });
+});
+
+describe('issue times to the millisecond (issued_at_ms)', () => {
+  it('tells a token issued just before a revocation from one issued just after it in the same second', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const second = Math.floor(Date.now() / 1000) - 10;
+    const revokedAtMs = second * 1000 + 500;
+    const token = (issuedAtMs: number) => accessToken(userId, 'accounting.contacts', { iat: second, issued_at_ms: issuedAtMs });
+    w.revocations.apply(event({ $case: 'grantRevoked', value: { grantId: GRANT, userId, clientId: CLIENT, revokedAt: new Date(revokedAtMs) } }));
+    expect(await refusal(w.guard.authorize(bearer(await token(revokedAtMs - 1)), tenantId, 'ListContacts'))).toMatchObject({ reason: 'grant_revoked' });
+    await expect(w.guard.authorize(bearer(await token(revokedAtMs + 1)), tenantId, 'ListContacts')).resolves.toMatchObject({ issuedAtMs: revokedAtMs + 1 });
+    // A millisecond outside iat's second is not believed: the token counts from the start of its second.
+    expect(await refusal(w.guard.authorize(bearer(await token(revokedAtMs + 5000)), tenantId, 'ListContacts'))).toMatchObject({ reason: 'grant_revoked' });
+  });
+
+  it('does the same for a connection revoked in the same second', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const second = Math.floor(Date.now() / 1000) - 10;
+    const revokedAtMs = second * 1000 + 500;
+    w.connections.set(`${userId}|${CLIENT}|${tenantId}`, { connectionId: undefined, lastRevokedAt: revokedAtMs });
+    const before = await accessToken(userId, 'accounting.contacts', { iat: second, issued_at_ms: revokedAtMs - 1 });
+    const after = await accessToken(userId, 'accounting.contacts', { iat: second, issued_at_ms: revokedAtMs + 1 });
+    expect(await refusal(w.guard.authorize(bearer(before), tenantId, 'ListContacts'))).toMatchObject({ code: Status.UNAUTHENTICATED, reason: 'connection_revoked' });
+    expect(await refusal(w.guard.authorize(bearer(after), tenantId, 'ListContacts'))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'tenant_not_connected' });
+  });
+
+  it('asks CheckToken with the millisecond the token was issued', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    w.feed = { healthy: false, unhealthyForMs: 60_000 };
+    const second = Math.floor(Date.now() / 1000) - 10;
+    await w.guard.authorize(bearer(await accessToken(userId, 'accounting.contacts', { iat: second, issued_at_ms: second * 1000 + 123 })), tenantId, 'ListContacts');
+    expect(w.tokenChecks.map((c) => c.issuedAtMs)).toEqual([second * 1000 + 123]);
+  });
+});
+
+describe('fail closed: a stale event feed means synchronous checks', () => {
+  it('while the feed is healthy, or unhealthy for less than staleAfterMs, the views answer: no CheckToken, cached connection and role', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    // Would refuse everything, if it were asked.
+    w.checkToken = async () => ({ active: false, reason: 'grant_revoked' });
+    const token = await accessToken(userId, 'accounting.contacts');
+    await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    w.feed = { healthy: false, unhealthyForMs: STALE_AFTER_MS - 500 };
+    await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    expect(w.tokenChecks).toEqual([]);
+    expect(w.checks).toBe(1);
+    expect(w.lookups).toBe(1);
+  });
+
+  it('once unhealthy longer than staleAfterMs, every request asks the token, consent and identity services, trusting no cached answer', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    const token = await accessToken(userId, 'accounting.contacts');
+    await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    expect([w.checks, w.lookups, w.tokenChecks.length]).toEqual([1, 1, 0]);
+
+    w.feed = { healthy: false, unhealthyForMs: STALE_AFTER_MS + 1 };
+    const claims = await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    await w.guard.authorize(bearer(token), tenantId, 'CreateContacts');
+    expect([w.checks, w.lookups, w.tokenChecks.length]).toEqual([3, 3, 2]);
+    expect(w.tokenChecks[0]).toEqual(claims);
+    expect(w.tokenChecks[0]).toMatchObject({ userId, clientId: CLIENT, grantId: GRANT, tokenId: decodeJwt(token).jti });
+
+    // Revoked, and demoted, with no event to say so: the cached "live" and "adviser" are not used.
+    w.roles.set(`${userId}|${tenantId}`, Role.ROLE_READONLY);
+    expect(await refusal(w.guard.authorize(bearer(token), tenantId, 'CreateContacts'))).toMatchObject({ reason: 'insufficient_role' });
+    w.connections.set(`${userId}|${CLIENT}|${tenantId}`, { connectionId: undefined, lastRevokedAt: Date.now() });
+    expect(await refusal(w.guard.authorize(bearer(token), tenantId, 'ListContacts'))).toMatchObject({
+      code: Status.UNAUTHENTICATED,
+      reason: 'connection_revoked',
+    });
+
+    // Healthy again: back to the views (whose cached answers still say live and adviser).
+    w.feed = { healthy: true, unhealthyForMs: 0 };
+    const asked = w.tokenChecks.length;
+    await expect(w.guard.authorize(bearer(token), tenantId, 'CreateContacts')).resolves.toBeDefined();
+    expect(w.tokenChecks).toHaveLength(asked);
+  });
+
+  it.each([
+    ['grant_revoked', "The user withdrew the app's access"],
+    ['user_disabled', 'The user is disabled'],
+    ['client_suspended', 'The app is suspended'],
+    ['token_revoked', 'The access token was revoked'],
+    ['something_new', 'The access token was revoked'],
+  ])('an inactive CheckToken answer (%s) refuses the token with its reason, before the connection is checked', async (answer, message) => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    w.feed = { healthy: false, unhealthyForMs: 60_000 };
+    w.checkToken = async () => ({ active: false, reason: answer });
+    const err = await refusal(w.guard.authorize(bearer(await accessToken(userId, 'accounting.contacts')), tenantId, 'ListContacts'));
+    expect(err).toBeInstanceOf(UnauthenticatedError);
+    expect(err).toMatchObject({ code: Status.UNAUTHENTICATED, reason: answer === 'something_new' ? 'token_revoked' : answer, message });
+    expect(w.tokenChecks).toHaveLength(1);
+    expect(w.checks).toBe(0);
+  });
+
+  it('a revocation the view already knows refuses without asking the token service', async () => {
+    const { w, userId, tenantId } = connected(Role.ROLE_ADVISER);
+    w.feed = { healthy: false, unhealthyForMs: 60_000 };
+    const now = Math.floor(Date.now() / 1000);
+    w.revocations.apply(event({ $case: 'userDisabled', value: { userId, disabledAt: new Date() } }));
+    expect(await refusal(w.guard.authorize(bearer(await accessToken(userId, 'accounting.contacts', { iat: now - 10 })), tenantId, 'ListContacts'))).toMatchObject({
+      reason: 'user_disabled',
+    });
+    expect(w.tokenChecks).toEqual([]);
+  });
+
+  it('when a service cannot answer (its check throws), the call fails: it never passes on a guess', async () => {
+    const unavailable = (service: string, method: string) => new RemoteError(service, method, Status.UNAVAILABLE, 'No connection established');
+    const stale = { healthy: false, unhealthyForMs: 60_000 };
+
+    const token = connected(Role.ROLE_ADVISER);
+    token.w.feed = stale;
+    const tokenDown = unavailable('TokenService', 'CheckToken');
+    token.w.checkToken = async () => {
+      throw tokenDown;
+    };
+    const call = token.w.guard.authorize(bearer(await accessToken(token.userId, 'accounting.contacts')), token.tenantId, 'ListContacts');
+    await expect(call).rejects.toBe(tokenDown);
+
+    // With the views trusted, CheckToken is not needed, so its failure does not matter.
+    token.w.feed = { healthy: true, unhealthyForMs: 0 };
+    await expect(token.w.guard.authorize(bearer(await accessToken(token.userId, 'accounting.contacts')), token.tenantId, 'ListContacts')).resolves.toBeDefined();
+
+    const consent = connected(Role.ROLE_ADVISER);
+    const consentDown = unavailable('ConsentService', 'CheckConnection');
+    const consentToken = await accessToken(consent.userId, 'accounting.contacts');
+    // Even with a live answer cached from before.
+    await consent.w.guard.authorize(bearer(consentToken), consent.tenantId, 'ListContacts');
+    consent.w.feed = stale;
+    consent.w.connections = { get: () => { throw consentDown; } } as unknown as Map<string, ConnectionCheck>;
+    await expect(consent.w.guard.authorize(bearer(consentToken), consent.tenantId, 'ListContacts')).rejects.toBe(consentDown);
+
+    const identity = connected(Role.ROLE_ADVISER);
+    const identityDown = unavailable('IdentityService', 'GetMembership');
+    const identityToken = await accessToken(identity.userId, 'accounting.contacts');
+    await identity.w.guard.authorize(bearer(identityToken), identity.tenantId, 'CreateContacts');
+    identity.w.feed = stale;
+    identity.w.roles = { get: () => { throw identityDown; } } as unknown as Map<string, Role>;
+    await expect(identity.w.guard.authorize(bearer(identityToken), identity.tenantId, 'CreateContacts')).rejects.toBe(identityDown);
   });
 });

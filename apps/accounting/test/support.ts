@@ -1,9 +1,7 @@
 // Types of inject('mongoUrl' | 'natsUrl' | 'testDir'), provided by the globalSetup.
 import type {} from '@ledgerly/devstack/vitest-infra';
-import { createClient, createLogger, EVENT_STREAM, EventBus, loadTls, type PromiseClient, type ServiceDefinition, type TlsMaterial } from '@ledgerly/chassis';
-import { Event } from '@ledgerly/proto/events/v1/events';
+import { createClient, loadTls, RemoteError, type PromiseClient, type ServiceDefinition, type TlsMaterial } from '@ledgerly/chassis';
 import { ensurePki, type Credentials } from '@ledgerly/pki';
-import type { Binary, Db } from 'mongodb';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 
@@ -34,44 +32,22 @@ export async function foreignTls(name: string, identity: string, trusted: TlsMat
   return { ...loadTls(other[identity]!), ca: trusted.ca };
 }
 
-/**
- * The raw JetStream stream, without the per-subscription de-duplication of
- * EventBus.subscribe: every stored copy of an event counts.
- */
-export async function rawStream() {
-  const bus = await EventBus.connect({ url: inject('natsUrl'), name: 'test-raw-stream', logger: createLogger({ service: 'test', level: 'error' }) });
-  const jsm = await bus.nc.jetstreamManager();
-  const lastSeq = async () => (await jsm.streams.info(EVENT_STREAM)).state.last_seq;
-  return {
-    lastSeq,
-    /** Every event stored after sequence `after`. */
-    async storedSince(after: number): Promise<Event[]> {
-      const last = await lastSeq();
-      const events: Event[] = [];
-      for (let seq = after + 1; seq <= last; seq++) {
-        const m = await jsm.streams.getMessage(EVENT_STREAM, { seq }).catch(() => undefined);
-        if (m) events.push(Event.decode(m.data));
-      }
-      return events;
-    },
-    close: () => bus.close(),
-  };
+/** The RemoteError a gRPC call failed with; throws if it succeeded or failed otherwise (as @ledgerly/testkit's). */
+export async function failure(call: Promise<unknown>): Promise<RemoteError> {
+  const outcome = await call.then(
+    (value) => ({ ok: true as const, value }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+  if (outcome.ok) throw new Error(`expected the call to fail, got ${JSON.stringify(outcome.value)}`);
+  if (!(outcome.err instanceof RemoteError)) throw new Error(`expected a RemoteError, got ${String(outcome.err)}`);
+  return outcome.err;
 }
 
-/** A record of a service's `outbox` collection (libs/chassis/src/outbox.ts). */
-export interface OutboxRecord {
-  _id: string;
-  type: string;
-  data: Binary;
-  createdAt: Date;
-  publishedAt: Date | null;
-}
-
-export function outboxOf(db: Db) {
-  return db.collection<OutboxRecord>('outbox');
-}
-
-/** The events recorded in the outbox. */
-export async function outboxEvents(db: Db, type: string): Promise<Event[]> {
-  return (await outboxOf(db).find({ type }).toArray()).map((r) => Event.decode(r.data.buffer));
+/** Polls until the condition holds (or throws after timeoutMs). */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 5000, intervalMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }

@@ -12,6 +12,7 @@ import { SigningKeys } from '../src/domain/signing-keys.js';
 import { TokenIssuer, type Authorization } from '../src/domain/token-issuer.js';
 import { CodeStore, type CodeDoc } from '../src/store/codes.js';
 import { RefreshTokenStore, type RefreshTokenDoc } from '../src/store/refresh-tokens.js';
+import { RevokedTokenStore } from '../src/store/revoked-tokens.js';
 import { SigningKeyStore } from '../src/store/signing-keys.js';
 
 const logger = createLogger({ service: 'token-test', level: 'error' });
@@ -143,6 +144,43 @@ describe('RefreshTokenStore', () => {
   });
 });
 
+describe('RefreshTokenStore.revokeGrant and RevokedTokenStore', () => {
+  it('revokeGrant spends every unused refresh token of the grant and no other', async () => {
+    const tokens = new RefreshTokenStore(db);
+    const grantId = randomUUID();
+    const a = refreshDoc({ grantId });
+    const b = refreshDoc({ grantId });
+    const used = refreshDoc({ grantId, usedAt: new Date(Date.now() - 60_000) });
+    const other = refreshDoc();
+    for (const d of [a, b, used, other]) await tokens.insert(d);
+    expect(await tokens.revokeGrant(grantId)).toBe(2);
+    expect(await tokens.markUsed(a._id)).toBeNull();
+    expect(await tokens.markUsed(b._id)).toBeNull();
+    // An already used token keeps the time it was used.
+    expect((await tokens.find(used._id))!.usedAt).toEqual(used.usedAt);
+    expect(await tokens.markUsed(other._id)).not.toBeNull();
+    expect(await tokens.revokeGrant(grantId)).toBe(0);
+  });
+
+  it('RevokedTokenStore remembers a revoked token id idempotently until the token expires', async () => {
+    const revoked = new RevokedTokenStore(db);
+    const tokenId = randomUUID();
+    const first = { _id: tokenId, clientId: 'C'.repeat(32), userId: randomUUID(), revokedAt: new Date(Date.now() - 1000), expiresAt: new Date(Date.now() + 60_000) };
+    expect(await revoked.isRevoked(tokenId)).toBe(false);
+    await revoked.add(first);
+    // Applied again by the outbox relay: the first revocation stays.
+    await revoked.add({ ...first, revokedAt: new Date() });
+    expect(await revoked.isRevoked(tokenId)).toBe(true);
+    expect(await db.collection('revoked_tokens').findOne({ _id: tokenId as never })).toMatchObject({ revokedAt: first.revokedAt });
+
+    const expired = { ...first, _id: randomUUID(), expiresAt: new Date(Date.now() - 1000) };
+    await revoked.add(expired);
+    expect(await revoked.sweepExpired()).toBeGreaterThanOrEqual(1);
+    expect(await revoked.isRevoked(expired._id)).toBe(false);
+    expect(await revoked.isRevoked(tokenId)).toBe(true);
+  });
+});
+
 describe('SigningKeys', () => {
   it('generates one ES256 key on first load and reuses it on the next, publishing public keys only', async () => {
     const keyDb = mongo.db(`token_keys_test_${Date.now()}`);
@@ -194,6 +232,35 @@ describe('SigningKeys', () => {
       .updateOne({ _id: oldKid as never }, { $set: { retiredAt: new Date(Date.now() - MAX_LIFETIME_MS - 1000) } });
     await keys.load();
     expect(keys.publicJwks().keys.map((k) => k.kid)).toEqual([newKid]);
+  });
+
+  it('rotateTo makes the given kid the signing key, generating it once, and retires the others; applying it again changes nothing', async () => {
+    const keyDb = mongo.db(`token_rotate_to_test_${Date.now()}`);
+    const keys = new SigningKeys(new SigningKeyStore(keyDb), MAX_LIFETIME_MS, logger);
+    await keys.load();
+    const oldKid = keys.current().kid;
+    const kid = randomUUID();
+    expect(await keys.rotateTo(kid)).toEqual([oldKid]);
+    expect(keys.current().kid).toBe(kid);
+    expect(
+      keys
+        .publicJwks()
+        .keys.map((k) => k.kid)
+        .sort(),
+    ).toEqual([oldKid, kid].sort());
+    const stored = await keyDb.collection('signing_keys').findOne({ _id: kid as never });
+    expect(stored).toMatchObject({ alg: 'ES256', retiredAt: null });
+
+    // The outbox relay applies signing_key.rotated again: same key, nothing more retired.
+    expect(await keys.rotateTo(kid)).toEqual([]);
+    expect(keys.current().kid).toBe(kid);
+    expect(await keyDb.collection('signing_keys').countDocuments()).toBe(2);
+    expect((await keyDb.collection('signing_keys').findOne({ _id: kid as never }))!['publicJwk']).toEqual(stored!['publicJwk']);
+
+    // Another instance converges on it at its next load.
+    const other = new SigningKeys(new SigningKeyStore(keyDb), MAX_LIFETIME_MS, logger);
+    await other.load();
+    expect(other.current().kid).toBe(kid);
   });
 });
 
@@ -261,6 +328,9 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
       sid: 'sid-1',
     });
     expect(payload.exp! - payload.iat!).toBe(1800);
+    // iat has second precision; the millisecond of issue travels beside it.
+    expect(payload['issued_at_ms']).toEqual(expect.any(Number));
+    expect(Math.floor((payload['issued_at_ms'] as number) / 1000)).toBe(payload.iat);
 
     const claims = await verifier.verify(tokens.accessToken);
     expect(claims).toMatchObject({
@@ -273,6 +343,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
     });
     expect([...claims.scopes]).toEqual(['accounting.contacts', 'accounting.settings.read']);
     expect(claims.tokenId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(claims.issuedAtMs).toBe(payload['issued_at_ms']);
   });
 
   it('stores a refresh token (as a hash) only with offline_access, and adds an ID token only with openid', async () => {

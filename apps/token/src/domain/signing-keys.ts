@@ -51,6 +51,11 @@ export class SigningKeys {
     return retired;
   }
 
+  /** The keys that sign now (normally one). */
+  signingKeyIds(): string[] {
+    return this.active ? [this.active.kid] : [];
+  }
+
   current(): ActiveKey {
     if (!this.active) throw new Error('Signing keys are not loaded');
     return this.active;

@@ -67,15 +67,22 @@ export const TOKEN_ACCESS: AccessList<typeof TokenServiceDefinition> = {
 export function tokenService(deps: TokenDeps): ServiceImplementation {
   const { clients, codes, refreshTokens, issuer } = deps;
 
-  /** Issuing refuses a suspended client, a disabled user and a revoked grant. */
-  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string) => {
+  /**
+   * Issuing refuses a suspended client, a disabled user and a revoked grant,
+   * and anything (a code, a refresh token) created before a suspension or a
+   * disabling, even once lifted.
+   */
+  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date) => {
     if (client.suspendedAt) throw new OAuthError('invalid_client', 'The client is suspended');
-    const [{ user }, grant] = await Promise.all([
-      deps.identity.getUser({ userId }),
-      grantId ? deps.consent.getGrant({ grantId }).then((r) => r.grant) : Promise.resolve(undefined),
+    if (client.lastSuspendedAt && client.lastSuspendedAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the client was suspended');
+    const orNone = <T>(call: Promise<T>) => call.catch((err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)));
+    const [user, grant] = await Promise.all([
+      orNone(deps.identity.getUser({ userId }).then((r) => r.user)),
+      grantId ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)) : Promise.resolve(undefined),
     ]);
-    if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled');
-    if (grant?.revokedAt) throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
+    if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled or unknown');
+    if (user.disabledAt && user.disabledAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the user was disabled');
+    if (!grant || grant.revokedAt) throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
   };
 
   return implement(TokenServiceDefinition, {
@@ -145,6 +152,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
         authEventId: flow.authEventId,
         expiresAt: new Date(Date.now() + deps.config.LEDGERLY_CODE_TTL_SECONDS * 1000),
         consumedAt: null,
+        createdAt: new Date(),
       });
       return { code, redirectUri: request.redirectUri, state: request.state };
     },
@@ -164,7 +172,8 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
         // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
         throw new OAuthError('invalid_grant', 'code_verifier sent, but the authorization request had no code_challenge');
       }
-      await checkStillAllowed(client, code.userId, code.grantId);
+      const codeCreatedAt = code.createdAt ?? new Date(code.expiresAt.getTime() - deps.config.LEDGERLY_CODE_TTL_SECONDS * 1000);
+      await checkStillAllowed(client, code.userId, code.grantId, codeCreatedAt);
       const tokens = await issuer.issue({
         clientId: client._id,
         userId: code.userId,
@@ -193,7 +202,7 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
       if (unknown.length > 0) throw new OAuthError('invalid_scope', `Unknown scope: ${unknown.join(' ')}`);
       const wider = requested.filter((s) => !current.scopes.includes(s));
       if (wider.length > 0) throw new OAuthError('invalid_scope', `The refresh token was not granted: ${wider.join(' ')}`);
-      await checkStillAllowed(client, current.userId, current.grantId);
+      await checkStillAllowed(client, current.userId, current.grantId, current.createdAt);
       // Rotation: exactly one use of a refresh token wins.
       const used = await refreshTokens.markUsed(hash);
       if (!used) throw new OAuthError('invalid_grant', 'The refresh token was already used');
@@ -254,7 +263,9 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
       const issuedAt = req.issuedAt?.getTime() ?? 0;
       if (await deps.revokedTokens.isRevoked(req.tokenId)) return { active: false, reason: 'token_revoked' };
       const client = await clients.find(req.clientId);
-      if (!client || client.suspendedAt) return { active: false, reason: 'client_suspended' };
+      if (!client || client.suspendedAt || (client.lastSuspendedAt && client.lastSuspendedAt.getTime() >= issuedAt)) {
+        return { active: false, reason: 'client_suspended' };
+      }
       const [user, grant] = await Promise.all([
         deps.identity.getUser({ userId: req.userId }).then(
           (r) => r.user,
@@ -294,7 +305,8 @@ export function tokenService(deps: TokenDeps): ServiceImplementation {
 
     rotateSigningKey: async () => {
       const kid = randomUUID();
-      await deps.outbox.commit({ $case: 'signingKeyRotated', value: { newKeyId: kid, rotatedAt: new Date() } });
+      const retiring = deps.keys.signingKeyIds();
+      await deps.outbox.commit({ $case: 'signingKeyRotated', value: { newKeyId: kid, retiredKeyIds: retiring, rotatedAt: new Date() } });
       // The others still verify until their tokens have expired; they no longer sign.
       const stillPublished = deps.keys.publicJwks().keys.map((k) => String(k.kid)).filter((k) => k !== kid);
       return { keyId: kid, retiredKeyIds: stillPublished };

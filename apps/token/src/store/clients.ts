@@ -14,6 +14,8 @@ export interface ClientDoc {
   createdAt: Date;
   /** Set while suspended (the platform's kill switch). */
   suspendedAt?: Date | null;
+  /** The latest suspension, kept after reinstatement: what was issued before it stays dead. */
+  lastSuspendedAt?: Date | null;
 }
 
 export class ClientStore {
@@ -28,7 +30,7 @@ export class ClientStore {
   }
 
   async setSuspended(clientId: string, suspendedAt: Date | null): Promise<ClientDoc | null> {
-    await this.clients.updateOne({ _id: clientId }, { $set: { suspendedAt } });
+    await this.clients.updateOne({ _id: clientId }, { $set: suspendedAt ? { suspendedAt, lastSuspendedAt: suspendedAt } : { suspendedAt: null } });
     return this.find(clientId);
   }
 

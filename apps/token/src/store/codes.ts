@@ -18,6 +18,7 @@ export interface CodeDoc {
   authEventId: string;
   expiresAt: Date;
   consumedAt: Date | null;
+  createdAt?: Date;
 }
 
 /** Codes are kept a while after expiry so a late second use is still recognised. */
