@@ -2,6 +2,7 @@ import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AlreadyExistsError,
+  ANY_CALLER,
   createClient,
   createLogger,
   currentRequestContext,
@@ -48,6 +49,23 @@ beforeAll(async () => {
         addMembership: notUsed,
         getMembership: notUsed,
         listMemberships: async () => ({ memberships: [{ organisationId: 'o1' }] }),
+        disableUser: notUsed,
+        enableUser: notUsed,
+      }, {
+        // Plain text in this test: every caller is "anonymous". Services use mutual TLS and real lists.
+        getUser: [ANY_CALLER],
+        createUser: [ANY_CALLER],
+        verifyPassword: [ANY_CALLER],
+        getSession: [ANY_CALLER],
+        createSession: [ANY_CALLER],
+        endSession: [ANY_CALLER],
+        createOrganisation: [ANY_CALLER],
+        getOrganisation: [ANY_CALLER],
+        addMembership: [ANY_CALLER],
+        getMembership: [ANY_CALLER],
+        listMemberships: [ANY_CALLER],
+        disableUser: ['operator'],
+        enableUser: [ANY_CALLER],
       }),
     ],
   });
@@ -83,6 +101,11 @@ describe('gRPC chassis', () => {
     expect(err.details).toBe('Internal error');
     expect(err.details).not.toContain('hunter2');
     expect(logLines.some((l) => l.includes('gRPC call failed unexpectedly') && l.includes('stack'))).toBe(true);
+  });
+
+  it('refuses a caller who is not on the access list, before the handler runs', async () => {
+    const err = (await client.disableUser({ userId: 'u' }).catch((e: unknown) => e)) as RemoteError;
+    expect(err).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed', details: 'anonymous may not call DisableUser' });
   });
 
   it('gives up at the deadline instead of hanging', async () => {
