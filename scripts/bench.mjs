@@ -3,10 +3,14 @@
 //   1. Throughput of an authenticated GET /api.xro/2.0/Contacts through the edge,
 //      as a ratio against a bare koa + mongodb handler on the same database, same run.
 //   2. Revocation propagation: DELETE /connections/{id} → first refusal of the
-//      token at the edge and at the accounting service (gRPC).
+//      token at the edge and at the accounting service (gRPC), with NATS healthy
+//      and (3.) after each service has been restarted.
+//   4. The cost of token checking at the edge, in-process (no HTTP), with the
+//      local revocation views holding 0, 100,000 and 1,000,000 entries; against
+//      a bare jose.jwtVerify of the same tokens.
 // A benchmark, not a test: it never fails on a number, only when it cannot
 // measure. Everything runs on 127.0.0.1 from already-built dist/ folders (run
-// the build first), takes 2-3 minutes, and stops and removes everything it
+// the build first), takes about 4 minutes, and stops and removes everything it
 // started, also on errors, Ctrl-C or overrunning its time limit.
 // Settings: BENCH_* environment variables (see docs/benchmarks.md, "Settings").
 import { execFileSync } from 'node:child_process';
@@ -30,6 +34,16 @@ const num = (name, fallback) => {
   }
   return v;
 };
+const list = (name, fallback) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((x) => Number(x.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < 0)) {
+    console.error(`${name} must be a comma-separated list of non-negative integers, not "${raw}"`);
+    process.exit(2);
+  }
+  return [...new Set(values)].sort((a, b) => a - b);
+};
 const config = {
   connections: num('BENCH_CONNECTIONS', 16),
   durationS: num('BENCH_DURATION', 10),
@@ -41,10 +55,22 @@ const config = {
   breakdownPerBlock: 20,
   pollMs: num('BENCH_POLL_MS', 2),
   timeoutMs: num('BENCH_POLL_TIMEOUT_MS', 2000),
+  restartRounds: Math.round(num('BENCH_RESTART_ROUNDS', 10)),
+  normalTimeoutMs: num('BENCH_RESTART_TIMEOUT_MS', 30_000),
+  tokenOps: Math.max(1000, Math.round(num('BENCH_TOKEN_OPS', 20_000))),
+  viewSizes: list('BENCH_VIEW_SIZES', [0, 100_000, 1_000_000]),
 };
 const output = process.env['BENCH_OUTPUT'] ? resolve(process.env['BENCH_OUTPUT']) : join(root, 'docs', 'benchmarks.md');
-// Generous: a normal run takes 2-3 minutes; past this the bench stops itself.
-const timeLimitMs = num('BENCH_TIME_LIMIT_S', 150 + 2 * config.pairs * (config.durationS + config.warmupS + 3) + config.rounds * 6) * 1000;
+// Generous: a normal run takes about 4 minutes; past this the bench stops itself.
+const timeLimitMs =
+  num(
+    'BENCH_TIME_LIMIT_S',
+    150 +
+      2 * config.pairs * (config.durationS + config.warmupS + 3) +
+      config.rounds * 6 +
+      5 * (15 + config.restartRounds * 3) +
+      30 + (config.tokenOps / 20_000) * 40 + (config.viewSizes.reduce((a, b) => a + b, 0) / 1e6) * 40,
+  ) * 1000;
 
 // Imported after the settings check, so a bad setting fails fast. A missing
 // dist/ means the workspace is not built (or is being rebuilt right now).
@@ -56,13 +82,15 @@ try {
     ...(await import('../bench/lib/throughput.mjs')),
     ...(await import('../bench/lib/breakdown.mjs')),
     ...(await import('../bench/lib/revocation.mjs')),
+    ...(await import('../bench/lib/token-check.mjs')),
     ...(await import('../bench/lib/report.mjs')),
   };
 } catch (err) {
   console.error(`Could not load the built packages (${err.message}).\nBuild first (npx nx run-many -t build), or retry in a minute if a build is running.`);
   process.exit(1);
 }
-const { Cleanup, startPlatform, connectApp, seedContacts, startBareServer, compare, breakdown, measureRevocation, renderReport } = lib;
+const { Cleanup, startPlatform, accountingAsEdge, connectApp, seedContacts, startBareServer, compare, breakdown, measureRevocation, measureAfterRestarts, RESTART_ORDER, measureTokenChecks, renderReport } =
+  lib;
 
 const started = performance.now();
 const cleanup = new Cleanup();
@@ -82,18 +110,30 @@ const machine = {
 say(`Benchmarks on ${machine.cpus} × ${machine.model}, Node ${machine.node} (load average ${machine.loadStart.toFixed(2)})`);
 info(
   `  ${config.pairs} pairs × (${config.warmupS} s warm-up + ${config.durationS} s) × 2 targets at ${config.connections} connections; ` +
-    `${config.rounds} revocation rounds; time limit ${Math.round(timeLimitMs / 1000)} s`,
+    `${config.rounds} revocation rounds, then ${config.restartRounds} after restarting each of ${RESTART_ORDER.join(', ')}; ` +
+    `token checks: ${config.tokenOps} operations per path at ${config.viewSizes.map((k) => k.toLocaleString('en')).join(' / ')} view entries; ` +
+    `time limit ${Math.round(timeLimitMs / 1000)} s`,
 );
 
 let result;
 try {
+  // First, while nothing else of the bench runs: no platform process shares the machine yet.
+  say(`Token checking at the edge, in-process (a child node --expose-gc, no platform): views at ${config.viewSizes.map((k) => k.toLocaleString('en')).join(', ')} entries…`);
+  const tokenChecks = await measureTokenChecks({ cleanup, ops: config.tokenOps, sizes: config.viewSizes, log: info });
+
   say('Starting FerretDB, NATS and the five services…');
   const t0 = performance.now();
   const { t, work } = await startPlatform(cleanup, info);
   info(`  ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (edge on ${t.platform.addresses.edge})`);
+  // Measured calls to accounting go as the edge's (its certificate), not as the operator's (audited: a FerretDB insert each).
+  const accounting = accountingAsEdge(t, cleanup);
 
   say('Seeding: user, organisations, client; connecting the app through the OAuth flow…');
-  const app = await connectApp(t, { extraOrgs: config.rounds, log: (m) => info(`  ${m}`) });
+  const app = await connectApp(t, { extraOrgs: config.rounds + RESTART_ORDER.length * config.restartRounds, log: (m) => info(`  ${m}`) });
+  const healthyTenants = app.revocationTenants.slice(0, config.rounds);
+  const tenantsByService = Object.fromEntries(
+    RESTART_ORDER.map((service, i) => [service, app.revocationTenants.slice(config.rounds + i * config.restartRounds, config.rounds + (i + 1) * config.restartRounds)]),
+  );
   await seedContacts(app.edge, app.accessToken, app.throughputOrg, config.contacts);
   info(`  created ${config.contacts} contacts with PUT /api.xro/2.0/Contacts`);
 
@@ -115,6 +155,7 @@ try {
   say(`Where the time goes: each layer sequentially, ${config.breakdownBlocks * config.breakdownPerBlock} calls each…`);
   const layers = await breakdown({
     t,
+    accounting,
     database: bare.database,
     edge: app.edge,
     bare: bare.url,
@@ -129,15 +170,30 @@ try {
   const revocation = await measureRevocation({
     edge: app.edge,
     accessToken: app.accessToken,
-    tenants: app.revocationTenants,
-    accounting: t.grpc.accounting,
+    tenants: healthyTenants,
+    accounting,
     pollMs: config.pollMs,
     timeoutMs: config.timeoutMs,
     log: info,
   });
 
+  let restarts = [];
+  if (config.restartRounds > 0) {
+    say(`Revocation after a restart: each of ${RESTART_ORDER.join(', ')} in turn, then ${config.restartRounds} rounds…`);
+    restarts = await measureAfterRestarts({
+      t,
+      app,
+      accounting,
+      tenantsByService,
+      pollMs: config.pollMs,
+      timeoutMs: config.timeoutMs,
+      normalTimeoutMs: config.normalTimeoutMs,
+      log: info,
+    });
+  }
+
   const processes = [...Object.values(t.platform.processes), t.mongo.process, t.nats.process, bare.proc];
-  result = { machine, config: { ...config, database: bare.database }, sanity, throughput, layers, revocation, processes };
+  result = { machine, config: { ...config, database: bare.database }, sanity, throughput, layers, revocation, restarts, tokenChecks, processes };
 } catch (err) {
   console.error(`\nThe bench could not complete: ${err?.stack ?? err}`);
   say('Stopping everything…');

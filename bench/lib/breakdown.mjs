@@ -4,13 +4,16 @@
 // medians between layers estimate what each layer adds. Also FerretDB's
 // query plan for the accounting query (explain), which says whether the
 // filter and sort run in the database or in FerretDB after a full scan.
+// The direct gRPC calls use `accounting`, a client with the edge's own
+// certificate (setup.mjs accountingAsEdge): exactly the edge's call, without
+// the audit-log write an operator call would add.
 import { MongoClient } from 'mongodb';
 import { performance } from 'node:perf_hooks';
 import { summarize } from './stats.mjs';
 
 const CONTACT_STATUS_ARCHIVED = 2;
 
-export async function breakdown({ t, database, edge, bare, accessToken, tenantId, blocks, perBlock, log }) {
+export async function breakdown({ t, accounting, database, edge, bare, accessToken, tenantId, blocks, perBlock, log }) {
   const client = new MongoClient(t.mongo.url, { maxPoolSize: 4, ignoreUndefined: true, serverSelectionTimeoutMS: 1000 });
   await client.connect();
   try {
@@ -28,9 +31,9 @@ export async function breakdown({ t, database, edge, bare, accessToken, tenantId
     const layers = [
       { key: 'query', name: 'FerretDB query alone (mongodb driver, from the bench process)', fn: () => contacts.find(filter).sort(sort).toArray() },
       { key: 'bare', name: 'Bare koa + mongodb (HTTP)', fn: http(`${bare}/api.xro/2.0/Contacts`) },
-      { key: 'grpc', name: 'Accounting ListContacts (gRPC, direct)', fn: () => t.grpc.accounting.listContacts({ tenantId }, { metadata }) },
+      { key: 'grpc', name: "Accounting ListContacts (gRPC, direct, with the edge's certificate)", fn: () => accounting.listContacts({ tenantId }, { metadata }) },
       { key: 'edge', name: 'Edge GET /api.xro/2.0/Contacts (HTTP)', fn: http(`${edge}/api.xro/2.0/Contacts`) },
-      { key: 'grpcOrg', name: 'Accounting GetOrganisation (gRPC, direct; a find by _id)', fn: () => t.grpc.accounting.getOrganisation({ tenantId }, { metadata }) },
+      { key: 'grpcOrg', name: "Accounting GetOrganisation (gRPC, direct, with the edge's certificate; a find by _id)", fn: () => accounting.getOrganisation({ tenantId }, { metadata }) },
       { key: 'edgeOrg', name: 'Edge GET /api.xro/2.0/Organisation (HTTP)', fn: http(`${edge}/api.xro/2.0/Organisation`) },
     ];
     const samples = Object.fromEntries(layers.map((l) => [l.key, []]));

@@ -19,8 +19,14 @@ function revocationSummary(rounds, side) {
   return { t, sent, timeouts: results.length - refused.length, accepted, roundsServed, firstRefused, statuses, other: results.reduce((a, r) => a + r.other, 0) };
 }
 
+const int = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en') : '–');
+const kLabel = (k) => (k >= 1_000_000 && k % 1_000_000 === 0 ? `${k / 1_000_000}M` : k >= 1000 && k % 1000 === 0 ? `${k / 1000}k` : String(k));
+const mib = (bytes) => (Math.abs(bytes) < 0.05 * 2 ** 20 ? '≈ 0' : fmt(bytes / 2 ** 20, 1));
+const times = (x) => `× ${fmt(x, 2)}`;
+const spread = (s) => `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.max)}`;
+
 export function renderReport(r) {
-  const { machine, config, throughput: tp, layers, revocation: rounds } = r;
+  const { machine, config, throughput: tp, layers, revocation: rounds, restarts = [], tokenChecks: tc } = r;
   const L = layers.stats;
   const diff = (a, b) => L[a].p50 - L[b].p50;
   const edgeRev = revocationSummary(rounds, 'edge');
@@ -28,6 +34,17 @@ export function renderReport(r) {
   const del = summarize(rounds.map((x) => x.deleteMs));
   const pct = (ratio) => `${fmt(ratio * 100, 0)} %`;
   const statusText = (s) => Object.entries(s).map(([k, v]) => `${k} ×${v}`).join(', ');
+  const restartRounds = restarts.flatMap((x) => x.rounds.map((round) => ({ ...round, service: x.service })));
+  const rsEdge = restarts.map((x) => ({ service: x.service, ...revocationSummary(x.rounds, 'edge') }));
+  const rsAcc = restarts.map((x) => ({ service: x.service, ...revocationSummary(x.rounds, 'accounting') }));
+  const allEdge = restartRounds.length ? revocationSummary(restartRounds, 'edge') : undefined;
+  const allAcc = restartRounds.length ? revocationSummary(restartRounds, 'accounting') : undefined;
+  const worst = (list) => list.reduce((a, b) => (b.t.max > a.t.max || Number.isNaN(a.t.max) ? b : a));
+  const TC = tc.results;
+  const ks = TC.map((x) => x.k);
+  const kList = ks.map(kLabel).join(' / ');
+  const biggest = TC.at(-1);
+  const entriesOf = (x) => Object.values(x.sizesFilled.revocations).reduce((a, b) => a + b, 0) + x.sizesFilled.connections.tombstones + x.sizesFilled.connections.absent;
 
   const lines = [];
   const p = (...xs) => lines.push(...xs);
@@ -50,7 +67,7 @@ export function renderReport(r) {
         ],
         [
           'Where one Contacts request\'s time goes (one call at a time)',
-          `FerretDB query ${ms(L.query.p50)} ms of the edge\'s ${ms(L.edge.p50)} ms (p50, ${pct(L.query.p50 / L.edge.p50)}); the platform adds ≈ ${ms(diff('edge', 'query'))} ms`,
+          `FerretDB query ${ms(L.query.p50)} ms of the edge's ${ms(L.edge.p50)} ms (p50, ${pct(L.query.p50 / L.edge.p50)}); the platform adds ≈ ${ms(diff('edge', 'query'))} ms`,
           `FerretDB plan: filter pushdown ${String(layers.plan.filterPushdown)}, sort pushdown ${String(layers.plan.sortPushdown)} (the query scans the whole collection)`,
         ],
         [
@@ -63,6 +80,37 @@ export function renderReport(r) {
           `p50 **${ms(accRev.t.p50)} ms**, p99 ${ms(accRev.t.p99)} ms, max ${ms(accRev.t.max)} ms (${accRev.t.n} rounds${accRev.timeouts ? `, ${accRev.timeouts} not refused within ${config.timeoutMs} ms` : ''})`,
           'same instant, same rounds',
         ],
+        ...(allEdge
+          ? [
+              [
+                `Revocation after restarting a service → first 401 at the edge`,
+                `p50 **${ms(allEdge.t.p50)} ms**, p99 ${ms(allEdge.t.p99)} ms, max ${ms(allEdge.t.max)} ms (${allEdge.t.n} of ${restartRounds.length} rounds refused: ${config.restartRounds} after each restart)`,
+                `worst: after restarting ${worst(rsEdge).service} (max ${ms(worst(rsEdge).t.max)} ms); NATS healthy, no restart: p50 ${ms(edgeRev.t.p50)} ms`,
+              ],
+              [
+                `Revocation after restarting a service → first refusal at accounting`,
+                `p50 **${ms(allAcc.t.p50)} ms**, p99 ${ms(allAcc.t.p99)} ms, max ${ms(allAcc.t.max)} ms (${allAcc.t.n} of ${restartRounds.length} rounds refused)`,
+                `worst: after restarting ${worst(rsAcc).service} (max ${ms(worst(rsAcc).t.max)} ms); no restart: p50 ${ms(accRev.t.p50)} ms`,
+              ],
+            ]
+          : []),
+        [
+          'Token check at the edge, never-seen token (signature verified), in-process, one core',
+          `**${TC.map((x) => int(x.fresh.opsPerCpuS)).join(' / ')}** checks per CPU-second with ${kList} entries in the views`,
+          `bare \`jose.jwtVerify\` of the same tokens: ${int(tc.reference.opsPerCpuS)} per CPU-second; the guard takes ${TC.map((x) => times(x.freshOverReference)).join(' / ')} its CPU time`,
+        ],
+        [
+          'Token check at the edge, token seen before (verified-token cache hit), one core',
+          `**${TC.map((x) => int(x.cached.opsPerCpuS)).join(' / ')}** checks per CPU-second with ${kList} entries`,
+          `the two views alone: ${TC.map((x) => int(x.viewsOnly.opsPerCpuS)).join(' / ')} lookups per CPU-second (${TC.map((x) => fmt(x.viewsOnly.cpuUsPerOp, 2)).join(' / ')} µs each)`,
+        ],
+        [
+          'Heap held by the views',
+          TC.filter((x) => x.k > 0).map((x) => `**${mib(x.heapBytes)} MiB** at ${kLabel(x.k)} events`).join(', ') || '–',
+          biggest.k > 0
+            ? `≈ ${int(biggest.heapBytes / entriesOf(biggest))} bytes per entry held; taking events at ${int(biggest.filled.perCpuS)} per CPU-second (decode + apply), so a restarted service replaying ${kLabel(biggest.k)} events spends ≈ ${fmt(biggest.k / biggest.filled.perCpuS, 1)} s of CPU on them before it is ready`
+            : '–',
+        ],
       ],
     ),
     '',
@@ -74,7 +122,8 @@ export function renderReport(r) {
     ),
     '',
     'Everything ran on this one machine, on 127.0.0.1: FerretDB (SQLite backend), NATS JetStream, the five services (one process each,',
-    'log level `info`), the bare reference server, and the load generator. The machine is shared with other work.',
+    'log level `info`, mutual TLS between them), the bare reference server, and the load generator; the in-process token checks ran',
+    'before the platform was started. The machine is shared with other work.',
     '',
     '## Method',
     '',
@@ -84,16 +133,19 @@ export function renderReport(r) {
     'FerretDB and the same noise. Absolute numbers are given for context only; compare ratios across runs, not req/s.',
     'Revocation propagation is a latency of the event path (consent → JetStream → each service\'s connection view), reported',
     'as a distribution over many rounds; it is small compared with the machine\'s scheduling noise, so read p99/max with that in mind.',
+    'The token-check costs (section 4) are CPU time per operation, measured against a bare signature verification interleaved',
+    'with them in the same process, which a busy machine distorts far less than wall-clock rates.',
     '',
     '### 1. Throughput: the edge against a bare koa + mongodb handler',
     '',
     `- **Measured:** \`GET /api.xro/2.0/Contacts\` with a valid access token (\`Authorization: Bearer\`) and \`xero-tenant-id\`, for an`,
     `  organisation holding ${config.contacts} contacts created beforehand through the API (\`PUT /api.xro/2.0/Contacts\`). On the`,
-    '  edge this is: JWT verification (cached after the first call), the connection/scope check, a gRPC call to the accounting',
-    '  service (which verifies the token again and checks connection, scope and role), the FerretDB query, protobuf both ways, the',
+    '  edge this is: JWT verification (cached after the first call), the revocation, connection and scope checks against its',
+    '  event-fed views, a gRPC call over mutual TLS to the accounting service (which verifies the token again and checks',
+    '  revocations, connection, scope and role), the FerretDB query, protobuf both ways, the',
     '  Xero JSON mapping and envelope, and one access-log line.',
     '- **Reference:** `bench/bare-server.mjs`, its own process like the edge: koa and the `mongodb` driver (same pool size as the',
-    `  services) running the accounting service\'s query — \`${config.database}.contacts.find({tenantId, contactStatus: {$ne: 2}}).sort({nameKey: 1, _id: 1})\``,
+    `  services) running the accounting service's query — \`${config.database}.contacts.find({tenantId, contactStatus: {$ne: 2}}).sort({nameKey: 1, _id: 1})\``,
     '  — on the same FerretDB, and returning the documents as JSON. No auth, no gRPC hop, no mapping, no logging.',
     `- **How:** [autocannon](https://github.com/mcollina/autocannon) 8, programmatically, in a worker thread; ${config.connections} connections,`,
     `  no pipelining, ${config.durationS} s per run after a ${config.warmupS} s warm-up (discarded). ${config.pairs} pairs of runs; the order alternates`,
@@ -119,6 +171,9 @@ export function renderReport(r) {
     '',
     `Not a throughput figure: each layer is called sequentially (no queueing), ${layers.calls} times, the layers interleaved in blocks of`,
     `${config.breakdownPerBlock} calls (forward, then reverse order) so machine noise falls on all of them; after 10 warm-up calls each.`,
+    'The direct gRPC calls use mutual TLS with the *edge\'s* certificate, so accounting serves them exactly as it serves the edge; with the',
+    'operator certificate (the testkit\'s own clients) every call would also be audited — an insert into accounting\'s `audit_log` in',
+    'FerretDB and a log line — which the edge\'s calls never cost.',
     '',
     table(
       ['Layer', 'p50 (ms)', 'p90 (ms)', 'mean (ms)'],
@@ -159,9 +214,10 @@ export function renderReport(r) {
     '',
     `- **Measured:** the time from the moment the \`DELETE /connections/{id}\` response (204) arrives to the arrival of the first refusal`,
     '  of the same access token for that organisation: at the edge (`GET /api.xro/2.0/Contacts` → 401), and at the accounting service',
-    '  called directly over gRPC (`ListContacts` → `UNAUTHENTICATED` or `PERMISSION_DENIED`).',
-    `- **How:** one user connects one app to ${rounds.length} organisations with a single authorization (PKCE, login and consent pages, code`,
-    `  grant), then the bench revokes them one by one: ${rounds.length} rounds. In each round the token is first used once at the edge and once`,
+    '  called directly over gRPC (`ListContacts` → `UNAUTHENTICATED` or `PERMISSION_DENIED`), with the edge\'s certificate as the edge calls it',
+    '  (an operator call would also write an audit-log entry to FerretDB on every poll).',
+    `- **How:** one user connects one app to ${rounds.length + restartRounds.length} organisations with a single authorization (PKCE, login and consent pages, code`,
+    `  grant${restartRounds.length ? `; ${rounds.length} for this section, ${restartRounds.length} for section 3` : ''}), then the bench revokes them one by one: ${rounds.length} rounds. In each round the token is first used once at the edge and once`,
     '  at accounting (both accept, so both hold a cached "live" answer the revocation event has to undo); then the DELETE; then two',
     `  pollers, one per side, started together, call again every ${config.pollMs} ms (pause between calls) until refused, at most ${config.timeoutMs} ms.`,
     '  Timestamps are `performance.now()` in the bench process.',
@@ -187,6 +243,8 @@ export function renderReport(r) {
     `\`DELETE /connections/{id}\` itself: p50 ${ms(del.p50)} ms, p99 ${ms(del.p99)} ms, max ${ms(del.max)} ms (request sent → 204 received).`,
     ...(edgeRev.other + accRev.other > 0 ? ['', `Answers that were neither accepted nor a refusal while polling: edge ${edgeRev.other}, accounting ${accRev.other}.`] : []),
     '',
+    ...restartSection(),
+    ...tokenCheckSection(),
     '## Settings',
     '',
     table(
@@ -200,6 +258,10 @@ export function renderReport(r) {
         ['Revocation rounds', String(config.rounds), '`BENCH_ROUNDS`'],
         ['Sequential calls per layer (breakdown)', `${config.breakdownBlocks} blocks × ${config.breakdownPerBlock}`, '`BENCH_BREAKDOWN_BLOCKS`'],
         ['Poll pause / timeout', `${config.pollMs} ms / ${config.timeoutMs} ms`, '`BENCH_POLL_MS`, `BENCH_POLL_TIMEOUT_MS`'],
+        ['Revocation rounds after each restart (0: no restarts)', String(config.restartRounds), '`BENCH_RESTART_ROUNDS`'],
+        ['Longest wait for the platform to answer normally after a restart', `${config.normalTimeoutMs} ms`, '`BENCH_RESTART_TIMEOUT_MS`'],
+        ['Never-seen tokens per K (token checks); the cache-hit paths run ×' + tc.cheap, String(config.tokenOps), '`BENCH_TOKEN_OPS`'],
+        ['View sizes K (events applied)', config.viewSizes.map((k) => k.toLocaleString('en')).join(', '), '`BENCH_VIEW_SIZES`'],
       ],
     ),
     '',
@@ -251,6 +313,190 @@ export function renderReport(r) {
       ['---:', '---:', '---:', '---:', '---:', '---', '---:', '---:', '---:', '---'],
     ),
     '',
+    ...(restartRounds.length
+      ? [
+          '### Revocation rounds after a restart',
+          '',
+          table(
+            ['Restarted', 'Round', 'DELETE (ms)', 'Edge refused', 'Edge refused call sent', 'Edge served', 'Edge answer', 'Accounting refused', 'Accounting refused call sent', 'Accounting served', 'Accounting answer'],
+            restartRounds.map((x) => [
+              x.service,
+              String(x.round),
+              ms(x.deleteMs),
+              x.edge.timedOut ? 'timeout' : ms(x.edge.refusedMs),
+              x.edge.timedOut ? '–' : ms(x.edge.refusedSentMs),
+              String(x.edge.accepted),
+              x.edge.status,
+              x.accounting.timedOut ? 'timeout' : ms(x.accounting.refusedMs),
+              x.accounting.timedOut ? '–' : ms(x.accounting.refusedSentMs),
+              String(x.accounting.accepted),
+              x.accounting.status,
+            ]),
+            ['---', '---:', '---:', '---:', '---:', '---:', '---', '---:', '---:', '---:', '---'],
+          ),
+          '',
+        ]
+      : []),
+    '### Token checks',
+    '',
+    `Signing the ${int(tc.ops + tc.pool)} tokens beforehand (jose \`SignJWT\`, ES256, one at a time): ${int(tc.signing.opsPerS)} per second, ${int(tc.signing.opsPerCpuS)} per CPU-second.`,
+    `Load average (1 min) during the token checks: ${fmt(tc.load.start, 2)} → ${fmt(tc.load.end, 2)}. JS heap with all view sets alive: ${fmt(tc.heapAllViewsMiB, 0)} MiB.`,
+    '',
+    table(
+      ['K', 'Path', 'Operations', 'Wall (s)', 'CPU (s)', 'Wall ops/s', 'Ops per CPU-s (median block)', 'CPU µs/op (median block)', 'GC pauses (ms, count, major)'],
+      [
+        ['–', 'reference: jose.jwtVerify', tc.reference],
+        ['–', 'SHA-256 of a token (the verifier\'s cache key)', tc.hash],
+        ...TC.flatMap((x) => [
+          [kLabel(x.k), '(a) never-seen token', x.fresh],
+          [kLabel(x.k), '(b) seen token', x.cached],
+          [kLabel(x.k), '(c) views alone', x.viewsOnly],
+        ]),
+      ].map(([k, path, v]) => [k, path, int(v.n), fmt(v.ms / 1000, 2), fmt(v.cpuS, 2), int(v.opsPerS), int(v.opsPerCpuS), fmt(v.cpuUsPerOp, 2), `${fmt(v.gc.ms, 0)}, ${v.gc.count}, ${v.gc.majors}`]),
+      ['---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+    ),
+    '',
   );
   return lines.join('\n');
+
+  function restartSection() {
+    if (restarts.length === 0) return [];
+    return [
+      '### 3. Revocation propagation after a service restart',
+      '',
+      '- **Measured:** the same as in section 2 — from the arrival of the `DELETE /connections/{id}` 204 to the first refusal at the edge',
+      '  (401) and at accounting (gRPC, `UNAUTHENTICATED`/`PERMISSION_DENIED`) — right after one service of the platform was restarted.',
+      `- **How:** for each of ${restarts.map((x) => `\`${x.service}\``).join(', ')} in turn: stop its process (SIGTERM, graceful) and start it again`,
+      '  (`ManagedProcess.stop()` / `start()`, same address and settings; `start()` resolves at its "Service ready" line), then wait',
+      '  until the platform answers normally again — the edge\'s `GET /healthz` is 200 with `events.healthy: true` *and* a direct call to',
+      '  the restarted service succeeds (edge: `GET /api.xro/2.0/Organisation`; accounting: `GetOrganisation`; consent:',
+      '  `ListConnections`; token: `GetJwks`; identity: `GetUser`; accounting with the edge\'s certificate, the others with the operator\'s), checked',
+      `  every 20 ms, for at most ${config.normalTimeoutMs} ms. Then ${config.restartRounds} rounds exactly as in section 2, each on an organisation of its own`,
+      '  that the same token is connected to: first the token is used once at the edge and once at accounting (both accept, so both',
+      '  connection views hold the connection as live), then the DELETE, then the two pollers. The services are restarted one after',
+      '  the other in the order shown, so the later rounds also run on services restarted earlier.',
+      '- A restarted edge or accounting replays the last 35 minutes of events before it reports ready (every revocation of this run),',
+      '  and has empty caches: its first use of the token verifies the signature and asks consent about the connection.',
+      `- With ${config.restartRounds} rounds per restart, p99 is the maximum.`,
+      '',
+      table(
+        ['Restarted', 'Stop (ms)', 'Start → ready (ms)', 'Ready → answering normally (ms, failed checks)', 'Edge refused', 'Edge p50 / p99 / max (ms)', 'Accounting refused', 'Accounting p50 / p99 / max (ms)', 'Calls served after the 204 (edge, accounting)', 'Final answers (edge; accounting)'],
+        restarts.map((x, i) => {
+          const e = rsEdge[i];
+          const a = rsAcc[i];
+          return [
+            `\`${x.service}\``,
+            fmt(x.restart.stopMs, 0),
+            fmt(x.restart.startMs, 0),
+            `${fmt(x.restart.normalMs, 0)} (${x.restart.failedChecks})`,
+            `${e.t.n} / ${x.rounds.length}`,
+            spread(e.t),
+            `${a.t.n} / ${x.rounds.length}`,
+            spread(a.t),
+            `${e.accepted}, ${a.accepted}`,
+            `${statusText(e.statuses)}; ${statusText(a.statuses)}`,
+          ];
+        }).concat([
+          ['**all**', '', '', '', `${allEdge.t.n} / ${restartRounds.length}`, `**${spread(allEdge.t)}**`, `${allAcc.t.n} / ${restartRounds.length}`, `**${spread(allAcc.t)}**`, `${allEdge.accepted}, ${allAcc.accepted}`, ''],
+          ['no restart (section 2)', '', '', '', `${edgeRev.t.n} / ${rounds.length}`, spread(edgeRev.t), `${accRev.t.n} / ${rounds.length}`, spread(accRev.t), `${edgeRev.accepted}, ${accRev.accepted}`, ''],
+        ]),
+        ['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---'],
+      ),
+      '',
+      allEdge.firstRefused + allAcc.firstRefused === 2 * restartRounds.length
+        ? `In all ${restartRounds.length} rounds the very first call after the 204 was already refused, at the edge and at accounting (as in section 2, their time is the round trip of that call).`
+        : 'Rounds whose very first call after the 204 was already refused (as in section 2, their time is the round trip of that call): ' +
+          restarts.map((x, i) => `after restarting ${x.service}, ${rsEdge[i].firstRefused} of ${x.rounds.length} at the edge and ${rsAcc[i].firstRefused} at accounting`).join('; ') +
+          '.',
+      `\`DELETE /connections/{id}\` after the restarts: ${restarts.map((x) => `${x.service} p50 ${ms(summarize(x.rounds.map((y) => y.deleteMs)).p50)} ms`).join(', ')}.`,
+      ...(allEdge.other + allAcc.other > 0 ? ['', `Answers that were neither accepted nor a refusal while polling: edge ${allEdge.other}, accounting ${allAcc.other}.`] : []),
+      ...(restarts.some((x) => x.restart.lastError)
+        ? ['', `Last failed check while waiting: ${restarts.filter((x) => x.restart.lastError).map((x) => `${x.service}: ${x.restart.lastError.replace(/\|/g, '\\|')}`).join('; ')}.`]
+        : []),
+      '',
+    ];
+  }
+
+  function tokenCheckSection() {
+    const ref = tc.reference;
+    return [
+      '### 4. The cost of token checking at the edge, with the local revocation views at ' + ks.map((k) => k.toLocaleString('en')).join(', ') + ' entries',
+      '',
+      '- **Measured, in-process (no HTTP, no platform):** the edge\'s check of a request, `AccessGuard.authenticate(token)` then',
+      '  `authorizeTenant(claims, tenantId, OPERATIONS.ListContacts)` from `@ledgerly/access` (its built `dist/`), on one core: one',
+      '  operation at a time, awaited, in a child `node --expose-gc` that runs before the platform is started. Three paths at each K:',
+      `  **(a)** a token this guard has never seen (what a new token costs: signature verification) — ${int(tc.ops)} distinct tokens;`,
+      `  **(b)** a token it has verified before (its cache of verified tokens: what is left is the guard and the views) — ${int(tc.ops * tc.cheap)} checks cycling over ${int(tc.pool)} tokens;`,
+      '  **(c)** the two views alone, `RevocationView.reasonFor(claims)` + `ConnectionView.status(claims, tenantId)`, on the same claims.',
+      '- **Reference:** a bare `jose.jwtVerify` of the same never-seen tokens (same key set via `createLocalJWKSet`, same options: ES256',
+      '  only, `typ` at+jwt, issuer, audience, 5 s clock tolerance, required claims), in the same process at the same time. For (a),',
+      '  "× the CPU time of jose.jwtVerify" is the guard\'s cost over bare signature verification.',
+      '- **The guard** is built as the edge builds it (`startAccessChecks`, without NATS and gRPC): a real `AccessTokenVerifier`',
+      '  (its default cache of 10,000 verified tokens) over a locally generated ES256 key published as a JWK Set with a `kid`; a',
+      '  `RevocationView` and a `ConnectionView` (defaults); a healthy feed stub (`healthy: () => true`), so the local views are used',
+      '  and `checkToken` is never called; and a consent check that answers "live", which the ConnectionView caches after the first',
+      `  call per connection (during warm-up; ${tc.checksDuringTimed} calls during the timed part). No membership view (the edge has none).`,
+      `- **Tokens** are signed as \`apps/token/src/domain/token-issuer.ts\` signs them (${tc.tokenBytes} bytes): header \`alg\` ES256, \`typ\` at+jwt, \`kid\`;`,
+      '  claims `iss`, `sub`, `aud` = `<issuer>/resources`, `client_id`, `scope` (the scopes the bench\'s app asks for), `jti`, `iat`, `exp`',
+      `  (30 min), \`auth_time\`, \`authentication_event_id\`, \`grant_id\`, \`sid\`, \`issued_at_ms\`; spread over ${int(tc.pool)} live connections (user, app,`,
+      `  organisation) of ${tc.clients} apps.`,
+      `- **K entries** are K events applied to both views, as the event subscription applies them: of every 20, ${Object.entries(tc.mix).map(([k, v]) => `${fmt(v * 20, 0)} \`${k}\``).join(', ')}`,
+      '  (`connectionRevoked` makes a tombstone, and a "no live connection" entry, in the ConnectionView; the others go to the',
+      '  RevocationView), with distinct ids, all within the last 30 minutes, none about the measured tokens: every lookup misses, as',
+      '  for almost all live traffic. All K are built first and live in the same heap; every task (each path at each K, and the',
+      `  reference) then runs in turn in ${tc.blocks} blocks of ${tc.block} never-seen tokens (× ${tc.cheap} operations for (b) and (c)), the order rotating from`,
+      '  block to block, after an untimed warm-up of every path.',
+      '- **Figures:** CPU time of the process (`process.cpuUsage()`, user + system, all threads: WebCrypto verifies ECDSA on a libuv',
+      '  thread), so "per CPU-second" is per core and does not count time spent waiting for a CPU on this shared machine; per-block',
+      '  medians. CPU time per operation still moves with the machine\'s load (shared caches, a busy sibling hyperthread, clock',
+      '  speed), so across runs compare the ratios, not the absolute figures. Wall-clock operations/s (one at a time) are in the raw table. Ratios are medians over blocks of the two tasks\'',
+      '  CPU time per operation in the same block, with the middle half of the per-block ratios in brackets. Heap: `process.memoryUsage().heapUsed` after two `global.gc()`, before and after',
+      '  filling the views: the views\' JS objects (maps, entries, id strings), not the RSS.',
+      '- **Not included:** HTTP and koa, the `Authorization` header parsing, the access log, the gRPC call to accounting (which checks',
+      '  the token again, with its membership view), fetching the JWK Set and importing the key (once, in the warm-up), consent\'s',
+      '  `CheckConnection` on a cache miss, the synchronous checks of a stale feed, receiving events from NATS, the verified-token',
+      '  cache\'s own memory, and more than one core.',
+      '',
+      table(
+        ['K (events applied)', 'Entries held: grants / clients / users / token ids', 'Connection tombstones / "not live" entries', 'Heap of the views (MiB)', 'Bytes per entry held', 'Taking events: per CPU-second (decode + apply)'],
+        TC.map((x) => {
+          const rv = x.sizesFilled.revocations;
+          const cv = x.sizesFilled.connections;
+          return [
+            x.k.toLocaleString('en'),
+            `${int(rv.grants)} / ${int(rv.clients)} / ${int(rv.users)} / ${int(rv.tokens)}`,
+            `${int(cv.tombstones)} / ${int(cv.absent)}`,
+            mib(x.heapBytes),
+            x.k > 0 ? int(x.heapBytes / entriesOf(x)) : '–',
+            x.k > 0 ? int(x.filled.perCpuS) : '–',
+          ];
+        }),
+        ['---:', '---:', '---:', '---:', '---:', '---:'],
+      ),
+      '',
+      table(
+        ['K', '(a) never-seen token: checks per CPU-second', 'CPU µs per check', '× the CPU time of jose.jwtVerify', '+ µs over jose.jwtVerify', '(b) seen token: checks per CPU-second', 'CPU µs per check', '(c) views alone: per CPU-second', 'CPU µs per lookup', 'vs K = ' + kLabel(ks[0]) + ': (a) / (b) / (c) CPU time'],
+        TC.map((x) => [
+          x.k.toLocaleString('en'),
+          `**${int(x.fresh.opsPerCpuS)}**`,
+          fmt(x.fresh.cpuUsPerOp, 1),
+          `${times(x.freshOverReference)} (blocks: ${fmt(x.freshOverReferenceIqr.p25, 2)}–${fmt(x.freshOverReferenceIqr.p75, 2)})`,
+          fmt(x.freshMinusReferenceUs, 1),
+          `**${int(x.cached.opsPerCpuS)}**`,
+          fmt(x.cached.cpuUsPerOp, 2),
+          int(x.viewsOnly.opsPerCpuS),
+          fmt(x.viewsOnly.cpuUsPerOp, 2),
+          `${times(x.vsSmallest.fresh)} / ${times(x.vsSmallest.cached)} / ${times(x.vsSmallest.viewsOnly)}`,
+        ]).concat([['reference', `jose.jwtVerify: ${int(ref.opsPerCpuS)}`, fmt(ref.cpuUsPerOp, 1), '× 1', '0', '', '', '', '', '']]),
+        ['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
+      ),
+      '',
+      `In words: a never-seen token costs the edge about ${fmt(TC[0].fresh.cpuUsPerOp, 0)} µs of CPU, ${times(TC[0].freshOverReference)} a bare signature verification with ${kLabel(ks[0])} entries in the views and`,
+      `${times(biggest.freshOverReference)} with ${biggest.k.toLocaleString('en')}: the signature dominates. A token seen before costs ${fmt(TC[0].cached.cpuUsPerOp, 1)} → ${fmt(biggest.cached.cpuUsPerOp, 1)} µs`,
+      `(${kLabel(ks[0])} → ${kLabel(biggest.k)} entries), of which the views are ${fmt(TC[0].viewsOnly.cpuUsPerOp, 2)} → ${fmt(biggest.viewsOnly.cpuUsPerOp, 2)} µs, and the SHA-256 of the token that keys the verifier's`,
+      `cache ${fmt(tc.hash.cpuUsPerOp, 2)} µs (measured alone, same blocks); the rest is the guard's own code and its awaits. The number of lookups per check is`,
+      'fixed (four in the RevocationView, two in the ConnectionView); bigger maps make each lookup dearer (CPU cache misses).',
+      '',
+    ];
+  }
 }

@@ -3,7 +3,9 @@
 // a user who belongs to 1 + N organisations, one confidential client, and one
 // OAuth 2.1 authorization (PKCE, login and consent pages, code grant with
 // openid-client) connecting all of them at once.
+import { createClient, loadTls } from '@ledgerly/chassis';
 import { ManagedProcess, parseJsonLine } from '@ledgerly/devstack';
+import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { authorizeInteractively, seed, startTestPlatform, UserAgent } from '@ledgerly/testkit';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +24,11 @@ const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
 export async function startPlatform(cleanup, log) {
   const work = mkdtempSync(join(tmpdir(), 'ledgerly-bench-'));
   if (!process.env['BENCH_KEEP_DATA']) cleanup.addDir(work);
-  else cleanup.add('keep data', () => log(`Data and logs kept in ${work}`));
+  else {
+    // The testkit removes its own directory (the services' logs and data, under ours) at stop unless told not to.
+    process.env['LEDGERLY_KEEP_TEST_DATA'] = '1';
+    cleanup.add('keep data', () => log(`Data and logs kept in ${work}`));
+  }
   // startTestPlatform makes its own directory with os.tmpdir(); pointing
   // TMPDIR into ours means nothing is left behind if it throws while starting.
   const saved = process.env['TMPDIR'];
@@ -41,8 +47,9 @@ export async function startPlatform(cleanup, log) {
 
 /**
  * A user in the seed's organisation (for throughput) plus `extraOrgs` more
- * (one per revocation round), a client, and one access token connected to
- * all of them. Returns the connection id of each organisation.
+ * (one per revocation round, with or without a restart before it), a client,
+ * and one access token connected to all of them. Returns the connection id of
+ * each organisation.
  */
 export async function connectApp(t, { extraOrgs, log }) {
   const s = await seed(t.grpc, REDIRECT_URI);
@@ -86,6 +93,8 @@ export async function connectApp(t, { extraOrgs, log }) {
   return {
     edge,
     accessToken,
+    userId: s.user.id,
+    clientId: s.client.clientId,
     throughputOrg,
     revocationTenants: extra.map((tenantId) => ({ tenantId, connectionId: byTenant.get(tenantId) })),
   };
@@ -138,4 +147,20 @@ export async function startBareServer(t, cleanup, work) {
   });
   const ready = await proc.start();
   return { url: `http://${ready['address']}`, database, proc };
+}
+
+/**
+ * A gRPC client of the accounting service that calls it as the edge does:
+ * mutual TLS with the edge's own certificate (t.platform.envs.edge). The
+ * testkit's t.grpc clients use the operator certificate instead, and every
+ * operator call is audited — an insert into the service's audit_log in
+ * FerretDB and a log line (libs/chassis/src/grpc-server.ts) — work the edge's
+ * calls never cause; measured calls must not pay for it.
+ */
+export function accountingAsEdge(t, cleanup) {
+  const env = t.platform.envs.edge;
+  const tls = loadTls({ caFile: env['LEDGERLY_TLS_CA'], certFile: env['LEDGERLY_TLS_CERT'], keyFile: env['LEDGERLY_TLS_KEY'] });
+  const client = createClient(AccountingServiceDefinition, t.platform.addresses.accounting, { tls });
+  cleanup.add('accounting client (edge certificate)', () => client.close());
+  return client;
 }

@@ -62,9 +62,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export class AccessGuard {
   constructor(private readonly options: AccessGuardOptions) {}
 
-  /** True while the views cannot be trusted. */
+  /**
+   * True while the views cannot be trusted: the feed has been unhealthy for
+   * longer than staleAfterMs, or a view had to drop revocations for room.
+   */
   synchronous(): boolean {
-    const { feed, staleAfterMs } = this.options;
+    const { feed, staleAfterMs, revocations, connections } = this.options;
+    if (!revocations.complete() || !connections.complete()) return true;
     return !feed.healthy() && feed.unhealthyForMs() > staleAfterMs;
   }
 

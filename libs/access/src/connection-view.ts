@@ -103,6 +103,11 @@ export class ConnectionView {
     }
   }
 
+  /** False while revocation tombstones were dropped for room before they expired (see RevocationView.complete). */
+  complete(): boolean {
+    return this.tombstones.complete();
+  }
+
   /** Entries held, for benchmarks and bounds tests. */
   get size(): { live: number; absent: number; tombstones: number } {
     return { live: this.live.size, absent: this.absent.size, tombstones: this.tombstones.size };

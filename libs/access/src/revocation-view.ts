@@ -20,9 +20,10 @@ const KEEP_MS = (ACCESS_TOKEN_TTL_SECONDS + 5 * 60) * 1000;
  * only as long as a token it affects can be valid, so memory stays bounded;
  * past `maxEntries` per kind the oldest go first.
  *
- * Dropping an entry early is safe only because the issuers refuse new tokens
- * for suspended clients, disabled users and revoked grants, and a revoked token
- * id's entry lasts until that token's own expiry.
+ * Forgetting an entry after 35 minutes is safe because the issuers refuse new
+ * tokens for suspended clients, disabled users and revoked grants, and a
+ * revoked token id's entry lasts until that token's own expiry. An entry
+ * dropped earlier, for room, makes the view incomplete (see complete()).
  */
 export class RevocationView {
   private readonly grants: TtlCache<string, number>;
@@ -77,6 +78,16 @@ export class RevocationView {
       default:
         break;
     }
+  }
+
+  /**
+   * False while revocations had to be dropped for room before they expired
+   * (more than maxEntries of a kind within 35 minutes): the view is then
+   * incomplete, and access must be checked synchronously until they would
+   * have expired (fail closed, never "forget" a revocation).
+   */
+  complete(): boolean {
+    return this.grants.complete() && this.clients.complete() && this.users.complete() && this.tokens.complete();
   }
 
   get size(): { grants: number; clients: number; users: number; tokens: number } {

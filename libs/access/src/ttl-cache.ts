@@ -4,6 +4,8 @@
  */
 export class TtlCache<K, V> {
   private readonly entries = new Map<K, { value: V; expiresAt: number }>();
+  /** Until when an entry dropped for room would still have been valid (0: none). */
+  private evictedValidUntil = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -35,6 +37,15 @@ export class TtlCache<K, V> {
     return this.entries.size;
   }
 
+  /**
+   * False while an entry dropped for room (not expired) would still be valid:
+   * the cache then no longer holds everything it was given. A cache of
+   * refusals must not be trusted alone while this is false.
+   */
+  complete(): boolean {
+    return this.evictedValidUntil <= this.now();
+  }
+
   /** Drops expired entries (call now and then; reads drop them lazily too). */
   sweep(): void {
     const now = this.now();
@@ -42,7 +53,10 @@ export class TtlCache<K, V> {
   }
 
   private evictOldest(): void {
-    const oldest = this.entries.keys().next();
-    if (!oldest.done) this.entries.delete(oldest.value);
+    const oldest = this.entries.entries().next();
+    if (oldest.done) return;
+    const [key, entry] = oldest.value;
+    if (entry.expiresAt > this.now()) this.evictedValidUntil = Math.max(this.evictedValidUntil, entry.expiresAt);
+    this.entries.delete(key);
   }
 }

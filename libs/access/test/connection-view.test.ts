@@ -117,3 +117,38 @@ describe('ConnectionView', () => {
     expect(v.size.absent).toBeLessThanOrEqual(1000);
   });
 });
+
+describe('bounded views never forget a revocation silently', () => {
+  it('a view that had to drop live revocations for room says it is incomplete until they would have expired', async () => {
+    const { RevocationView } = await import('../src/index.js');
+    const clock = { now: NOW };
+    const view = new RevocationView({ maxEntries: 100, now: () => clock.now });
+    for (let i = 0; i < 100; i++) {
+      view.apply(Event.fromPartial({ id: `t${i}`, payload: { $case: 'tokenRevoked', value: { tokenId: `jti-${i}`, expiresAt: new Date(NOW + 30 * 60_000), revokedAt: new Date(NOW) } } }));
+    }
+    expect(view.complete()).toBe(true);
+    view.apply(Event.fromPartial({ id: 't-extra', payload: { $case: 'tokenRevoked', value: { tokenId: 'jti-extra', expiresAt: new Date(NOW + 30 * 60_000), revokedAt: new Date(NOW) } } }));
+    expect(view.size.tokens).toBe(100);
+    expect(view.complete()).toBe(false);
+    clock.now += 36 * 60_000;
+    expect(view.complete()).toBe(true);
+  });
+
+  it('the guard checks synchronously while a view is incomplete', async () => {
+    const { AccessGuard, RevocationView } = await import('../src/index.js');
+    const revocations = new RevocationView({ maxEntries: 1 });
+    const guard = new AccessGuard({
+      verifier: {} as never,
+      connections: new ConnectionView({ check: async () => ({ connectionId: 'c', lastRevokedAt: undefined }) }),
+      revocations,
+      feed: { healthy: () => true, unhealthyForMs: () => 0 },
+      staleAfterMs: 2000,
+      checkToken: async () => ({ active: true, reason: '' }),
+    });
+    expect(guard.synchronous()).toBe(false);
+    for (const id of ['g1', 'g2']) {
+      revocations.apply(Event.fromPartial({ id, payload: { $case: 'grantRevoked', value: { grantId: id, revokedAt: new Date() } } }));
+    }
+    expect(guard.synchronous()).toBe(true);
+  });
+});

@@ -7,6 +7,7 @@ import type { ServiceDefinition } from './grpc-types.js';
 import type { ServiceRuntime } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import { connectMongo } from './mongo.js';
+import { startPeriodicJob } from './periodic-job.js';
 import { loadTls, type TlsMaterial } from './tls.js';
 
 /** The configuration keys every gRPC service has, with its defaults. */
@@ -110,6 +111,7 @@ export async function startGrpcApp(
   };
   const parts = await build({ db: mongo.db, events, logger, runtime, tls, client });
   const audit = auditLog(mongo.db, logger);
+  runtime.onStop('audit log sweeper', startPeriodicJob('audit log', 3_600_000, () => sweepAuditLog(mongo.db), logger));
   const server = await GrpcServer.start({ address: config.LEDGERLY_GRPC_LISTEN, services: parts.services, logger, tls, audit });
   runtime.onStop('grpc', () => server.shutdown(5000));
   await parts.ready;
@@ -128,4 +130,12 @@ function auditLog(db: Db, logger: Logger): (entry: AuditEntry) => Promise<void> 
     logger.info('Operator action', { operator: entry.operator, method: entry.method, outcome: entry.outcome });
     await collection.insertOne({ ...entry });
   };
+}
+
+/** Audit records are kept 400 days (over a year, for annual reviews), then deleted. */
+export const AUDIT_RETENTION_DAYS = 400;
+
+async function sweepAuditLog(db: Db): Promise<number> {
+  const result = await db.collection<AuditEntry>('audit_log').deleteMany({ at: { $lt: new Date(Date.now() - AUDIT_RETENTION_DAYS * 86_400_000) } });
+  return result.deletedCount;
 }
