@@ -59,6 +59,13 @@ export interface Command {
   run(services: Services, options: Options): Promise<unknown>;
 }
 
+/** A secret piped in (`echo … | npm run cli -- … --password -`), without its final newline. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
 const str = (options: Options, name: string): string => {
   const value = options[name];
   if (typeof value !== 'string' || value.length === 0) throw new UsageError(`--${name} is required`);
@@ -96,11 +103,12 @@ export const COMMANDS: Command[] = [
     summary: 'Create a user with a password (argon2id-hashed by the identity service)',
     options: {
       email: { type: 'string', required: true, description: 'Email address (unique)' },
-      password: { type: 'string', required: true, description: 'Password, 8 to 256 characters' },
+      password: { type: 'string', required: true, description: 'Password, 8 to 256 characters; "-" reads it from stdin (keeps it out of shell history and ps)' },
       name: { type: 'string', required: true, description: 'Display name' },
     },
     run: async ({ identity }, o) => {
-      const { user } = await identity.createUser({ email: str(o, 'email'), password: str(o, 'password'), name: str(o, 'name') });
+      const password = str(o, 'password') === '-' ? await readStdin() : str(o, 'password');
+      const { user } = await identity.createUser({ email: str(o, 'email'), password, name: str(o, 'name') });
       return { id: user!.id, email: user!.email, name: user!.name, created_at: user!.createdAt?.toISOString() };
     },
   },

@@ -1,3 +1,5 @@
+import { createClient, loadTls } from '@ledgerly/chassis';
+import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import { startTestPlatform, type TestPlatform } from '@ledgerly/testkit';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -57,6 +59,36 @@ describe('admin CLI', () => {
 
     const shown = JSON.parse((await cli(['user', 'get', '--id', u.id])).stdout) as { memberships: Array<{ role: string }> };
     expect(shown.memberships).toEqual([expect.objectContaining({ role: 'readonly' })]);
+  });
+
+  it('reads a password from stdin with --password -', async () => {
+    const email = `stdin-${Date.now()}@example.com`;
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [entry, 'user', 'create', '--email', email, '--password', '-', '--name', 'Piped'],
+        {
+          env: {
+            PATH: process.env['PATH'] ?? '',
+            LEDGERLY_IDENTITY_ADDR: t.platform.addresses.identity,
+            LEDGERLY_TLS_CA: t.platform.operator.caFile,
+            LEDGERLY_TLS_CERT: t.platform.operator.certFile,
+            LEDGERLY_TLS_KEY: t.platform.operator.keyFile,
+          },
+        },
+        (err, stdout) => resolve({ code: err ? 1 : 0, stdout }),
+      );
+      child.stdin!.end('piped secret 123\n');
+    });
+    expect(result.code).toBe(0);
+    const user = JSON.parse(result.stdout) as { id: string };
+    // Only the edge may check passwords: ask as the edge.
+    const env = t.platform.envs.edge;
+    const asEdge = createClient(IdentityServiceDefinition, t.platform.addresses.identity, {
+      tls: loadTls({ caFile: env['LEDGERLY_TLS_CA']!, certFile: env['LEDGERLY_TLS_CERT']!, keyFile: env['LEDGERLY_TLS_KEY']! }),
+    });
+    expect((await asEdge.verifyPassword({ email, password: 'piped secret 123' })).user!.id).toBe(user.id);
+    asEdge.close();
   });
 
   it('registers confidential clients with a secret, public ones without', async () => {
