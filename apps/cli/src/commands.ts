@@ -4,6 +4,7 @@ import { ensurePki, SERVICE_IDENTITIES } from '@ledgerly/pki';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition, type Membership } from '@ledgerly/proto/identity/v1/identity';
 import { ClientType, TokenServiceDefinition, type Client } from '@ledgerly/proto/token/v1/token';
+import { readFileSync } from 'node:fs';
 import { seedDemo } from './demo.js';
 
 /** Where the services are: the same keys and defaults as the services themselves (npm start). */
@@ -92,6 +93,10 @@ function clientJson(c: Client, secret?: string) {
     redirect_uris: c.redirectUris,
     token_endpoint_auth_method: c.tokenEndpointAuthMethod,
     grant_types: c.grantTypes,
+    pkce: c.pkceRequired ? 'required' : 'optional',
+    ...(c.requirePushedAuthorizationRequests ? { require_pushed_authorization_requests: true } : {}),
+    ...(c.postLogoutRedirectUris.length > 0 ? { post_logout_redirect_uris: c.postLogoutRedirectUris } : {}),
+    ...(c.customConnection ? { custom_connection: { tenant_id: c.customConnection.tenantId, user_id: c.customConnection.userId, scope: c.customConnection.scopes.join(' ') } } : {}),
     created_at: c.createdAt?.toISOString(),
     ...(c.suspendedAt ? { suspended_at: c.suspendedAt.toISOString() } : {}),
   };
@@ -160,15 +165,41 @@ export const COMMANDS: Command[] = [
     summary: 'Register an app (OAuth client); prints client_id and, for confidential clients, client_secret (shown once)',
     options: {
       name: { type: 'string', required: true, description: 'The app name users see on the consent page' },
-      'redirect-uri': { type: 'string', multiple: true, required: true, description: 'Redirect URI (repeat for several)' },
+      'redirect-uri': { type: 'string', multiple: true, description: 'Redirect URI (repeat for several); required unless --custom-connection-org' },
       public: { type: 'boolean', description: 'A public client (native or browser app): no secret, PKCE only' },
+      pkce: { type: 'string', description: 'required (default) or optional: a confidential client whose SDK sends no PKCE (state then protects the flow)' },
+      'auth-method': { type: 'string', description: 'client_secret_basic (default), client_secret_post or private_key_jwt' },
+      jwks: { type: 'string', description: 'private_key_jwt: the file of the app\'s public JWK Set (JSON)' },
+      'require-par': { type: 'boolean', description: 'Authorization requests must be pushed first (RFC 9126 PAR)' },
+      'post-logout-redirect-uri': { type: 'string', multiple: true, description: 'Where RP-initiated logout may return to (repeat for several)' },
+      'custom-connection-org': { type: 'string', description: 'A custom connection (client_credentials) to this organisation id, acting as --custom-connection-user' },
+      'custom-connection-user': { type: 'string', description: 'The user (a member of the organisation) whose permissions the custom connection has' },
+      scope: { type: 'string', description: 'The custom connection\'s scopes, space-separated' },
     },
     run: async ({ token }, o) => {
-      const uris = o['redirect-uri'];
+      const list = (name: string) => {
+        const v = o[name];
+        return Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
+      };
+      const pkce = typeof o['pkce'] === 'string' ? o['pkce'] : 'required';
+      if (pkce !== 'required' && pkce !== 'optional') throw new UsageError('--pkce must be required or optional');
+      const org = typeof o['custom-connection-org'] === 'string' ? o['custom-connection-org'] : '';
+      const user = typeof o['custom-connection-user'] === 'string' ? o['custom-connection-user'] : '';
+      if (Boolean(org) !== Boolean(user)) throw new UsageError('--custom-connection-org and --custom-connection-user go together');
+      const scopes = typeof o['scope'] === 'string' ? o['scope'].split(' ').filter(Boolean) : [];
+      if (org && scopes.length === 0) throw new UsageError('A custom connection needs --scope');
+      if (!org && list('redirect-uri').length === 0) throw new UsageError('--redirect-uri is required (or --custom-connection-org)');
+      const jwksFile = typeof o['jwks'] === 'string' ? o['jwks'] : '';
       const { client, clientSecret } = await token.createClient({
         name: str(o, 'name'),
-        redirectUris: Array.isArray(uris) ? uris.map(String) : [],
+        redirectUris: list('redirect-uri'),
         type: o['public'] === true ? ClientType.CLIENT_TYPE_PUBLIC : ClientType.CLIENT_TYPE_CONFIDENTIAL,
+        tokenEndpointAuthMethod: typeof o['auth-method'] === 'string' ? o['auth-method'] : '',
+        pkceOptional: pkce === 'optional',
+        requirePushedAuthorizationRequests: o['require-par'] === true,
+        jwksJson: jwksFile ? readFileSync(jwksFile, 'utf8') : '',
+        postLogoutRedirectUris: list('post-logout-redirect-uri'),
+        ...(org ? { customConnection: { tenantId: org, userId: user, scopes, grantId: '' } } : {}),
       });
       return clientJson(client!, clientSecret);
     },

@@ -73,6 +73,7 @@ const authRequest = (): AuthorizationRequest => ({
   codeChallengeMethod: 'S256',
   maxAge: -1,
   prompt: ['consent'],
+  dpopJkt: '',
 });
 const newBinding = () => randomBytes(24).toString('base64url');
 

@@ -40,6 +40,7 @@ const request = (overrides: Partial<AuthorizationRequest> = {}): AuthorizationRe
   codeChallengeMethod: 'S256',
   maxAge: -1,
   prompt: [],
+  dpopJkt: '',
   ...overrides,
 });
 

@@ -9,7 +9,11 @@ import { authorize } from './oauth/authorize.js';
 import { showConsent, submitConsent } from './oauth/consent.js';
 import { discovery, jwks } from './oauth/discovery.js';
 import { showLogin, submitLogin, submitLogout } from './oauth/login.js';
+import { introspectEndpoint } from './oauth/introspect.js';
+import { confirmEndSession, endSession } from './oauth/logout.js';
+import { parEndpoint } from './oauth/par.js';
 import { revokeEndpoint } from './oauth/revoke.js';
+import { userinfoEndpoint } from './oauth/userinfo.js';
 import { tokenEndpoint } from './oauth/token.js';
 import { STYLESHEET } from './views/style.js';
 
@@ -47,6 +51,13 @@ export function createApp(deps: EdgeDeps): Koa {
   router.post('/logout', pages, submitLogout(deps));
   router.post('/token', oauth, tokenEndpoint(deps));
   router.post('/revoke', oauth, revokeEndpoint(deps));
+  router.post('/introspect', oauth, introspectEndpoint(deps));
+  router.post('/par', oauth, parEndpoint(deps));
+  router.get('/userinfo', api, bearer, userinfoEndpoint(deps));
+  router.post('/userinfo', api, bearer, userinfoEndpoint(deps));
+  router.get('/session/end', pages, endSession(deps));
+  router.post('/session/end', pages, endSession(deps));
+  router.post('/session/end/confirm', pages, confirmEndSession(deps));
 
   // Xero identity API: connections
   router.get('/connections', api, bearer, listConnections(deps));
@@ -69,6 +80,9 @@ export function createApp(deps: EdgeDeps): Koa {
   return app;
 }
 
+/** Endpoints whose 405 is an OAuth error (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 9126 §2). */
+const OAUTH_POST_ONLY = new Set(['/token', '/revoke', '/introspect', '/par']);
+
 /** Bodies for what no route answered: 404, and the 405 that allowedMethods sets on the way out. */
 function unmatchedRoutes(): Koa.Middleware {
   return async (ctx, next) => {
@@ -77,8 +91,8 @@ function unmatchedRoutes(): Koa.Middleware {
     if (ctx.status === 405) {
       // allowedMethods set the status and the Allow header; the body follows the route's family.
       ctx.body =
-        ctx.path.toLowerCase() === '/token'
-          ? { error: 'invalid_request', error_description: 'The token endpoint accepts POST only' }
+        OAUTH_POST_ONLY.has(ctx.path.toLowerCase())
+          ? { error: 'invalid_request', error_description: `${ctx.path} accepts POST only` }
           : { Type: null, Title: 'MethodNotAllowed', Status: 405, Detail: `${ctx.method} is not allowed here; allowed: ${ctx.response.get('Allow')}`, Instance: requestId, Extensions: {} };
       return;
     }

@@ -1,5 +1,5 @@
 import type { AccessGuard } from '@ledgerly/access';
-import type { Logger, PromiseClient } from '@ledgerly/chassis';
+import type { Logger, OnceKeys, PromiseClient } from '@ledgerly/chassis';
 import type { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import type { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
@@ -18,6 +18,8 @@ export interface EdgeDeps {
   /** Token verification, revocations, connections and scopes (libs/access). */
   access: AccessGuard;
   clients: ClientDirectory;
+  /** DPoP proof ids seen in the last minute, shared by every edge instance (RFC 9449 §11.1). */
+  dpopReplay: OnceKeys;
   /** False until the event views have caught up; the edge serves nothing before. */
   isReady: () => boolean;
   /** Health of the event feed and the size of the views, for /healthz. */

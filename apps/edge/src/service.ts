@@ -1,5 +1,5 @@
 import { startAccessChecks } from '@ledgerly/access';
-import { createClient, EventBus, loadServiceTls, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
+import { createClient, EventBus, loadServiceTls, OnceKeys, startPeriodicJob, type ServiceDefinitionOptions } from '@ledgerly/chassis';
 import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { loadEdgeConfig, type EdgeConfig } from './config.js';
 import { ClientDirectory } from './oauth/client-directory.js';
+import { DPOP_WINDOW_MS } from './oauth/dpop.js';
 
 export const edge: ServiceDefinitionOptions<EdgeConfig> = {
   name: 'edge',
@@ -26,6 +27,8 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
     runtime.onStop('clients', () => [identity, consent, token, accounting].forEach((c) => c.close()));
 
     const clients = new ClientDirectory(token);
+    // Shared by every edge instance: a DPoP proof is accepted once (RFC 9449 §11.1).
+    const dpopReplay = await OnceKeys.open(events, 'LEDGERLY_DPOP_PROOFS', DPOP_WINDOW_MS);
     const access = await startAccessChecks({
       token,
       consent,
@@ -49,6 +52,7 @@ export const edge: ServiceDefinitionOptions<EdgeConfig> = {
       accounting,
       access: access.guard,
       clients,
+      dpopReplay,
       isReady: () => ready,
       health: () => ({
         events: { healthy: events.healthy(), unhealthyForMs: events.unhealthyForMs(), synchronousChecks: access.guard.synchronous() },

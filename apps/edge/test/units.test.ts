@@ -8,6 +8,7 @@ import { readClientAuthentication } from '../src/oauth/client-auth.js';
 import { discoveryDocument } from '../src/oauth/discovery.js';
 import { consentPage } from '../src/views/consent-page.js';
 
+const ENDPOINT = 'http://localhost:3000/token';
 const ctxWith = (authorization?: string) => ({ get: (name: string) => (name.toLowerCase() === 'authorization' ? (authorization ?? '') : '') }) as unknown as Context;
 /** RFC 6749 §2.3.1: form-urlencode each part, then base64 "id:secret". */
 const basic = (id: string, secret: string) => {
@@ -22,7 +23,7 @@ describe('client authentication parsing (RFC 6749 §2.3.1)', () => {
       ['ç lient:1', 'sécret ☃ ✓'],
       ['ABC', '%%%'],
     ]) {
-      expect(readClientAuthentication(ctxWith(basic(id!, secret!)), new Map())).toEqual({ clientId: id, clientSecret: secret, method: 'client_secret_basic' });
+      expect(readClientAuthentication(ctxWith(basic(id!, secret!)), new Map(), ENDPOINT)).toEqual({ clientId: id, clientSecret: secret, method: 'client_secret_basic', clientAssertion: '', endpoint: ENDPOINT });
     }
   });
 
@@ -30,7 +31,7 @@ describe('client authentication parsing (RFC 6749 §2.3.1)', () => {
     for (const header of [`Basic ${Buffer.from('id:%E0%A4%A').toString('base64')}`, 'Bearer abc', `Basic ${Buffer.from('no-colon').toString('base64')}`, 'Basic !!!']) {
       const err = (() => {
         try {
-          readClientAuthentication(ctxWith(header), new Map());
+          readClientAuthentication(ctxWith(header), new Map(), ENDPOINT);
         } catch (e) {
           return e;
         }
@@ -42,14 +43,28 @@ describe('client authentication parsing (RFC 6749 §2.3.1)', () => {
   });
 
   it('refuses two methods at once, and a body client_id that differs from Basic', () => {
-    expect(() => readClientAuthentication(ctxWith(basic('a', 'b')), new Map([['client_secret', 'b']]))).toThrow(InvalidRequest);
-    expect(() => readClientAuthentication(ctxWith(basic('a', 'b')), new Map([['client_id', 'other']]))).toThrow(InvalidRequest);
+    expect(() => readClientAuthentication(ctxWith(basic('a', 'b')), new Map([['client_secret', 'b']]), ENDPOINT)).toThrow(InvalidRequest);
+    expect(() => readClientAuthentication(ctxWith(basic('a', 'b')), new Map([['client_id', 'other']]), ENDPOINT)).toThrow(InvalidRequest);
+  });
+
+  it('reads private_key_jwt (RFC 7523 §2.2): the client is the assertion\'s sub, and nothing else may be mixed in', () => {
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const assertion = `${b64({ alg: 'ES256' })}.${b64({ iss: 'C1', sub: 'C1', aud: ENDPOINT })}.sig`;
+    const form = (extra: Array<[string, string]> = []) =>
+      new Map<string, string>([['client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'], ['client_assertion', assertion], ...extra]);
+    expect(readClientAuthentication(ctxWith(), form(), ENDPOINT)).toEqual({ clientId: 'C1', clientSecret: '', method: 'private_key_jwt', clientAssertion: assertion, endpoint: ENDPOINT });
+    expect(readClientAuthentication(ctxWith(), form([['client_id', 'C1']]), ENDPOINT).clientId).toBe('C1');
+    expect(() => readClientAuthentication(ctxWith(), form([['client_id', 'C2']]), ENDPOINT)).toThrow(InvalidClient);
+    expect(() => readClientAuthentication(ctxWith(), form([['client_secret', 'x']]), ENDPOINT)).toThrow(InvalidRequest);
+    expect(() => readClientAuthentication(ctxWith(basic('C1', 'x')), form(), ENDPOINT)).toThrow(InvalidRequest);
+    expect(() => readClientAuthentication(ctxWith(), new Map([['client_assertion_type', 'urn:other'], ['client_assertion', assertion]]), ENDPOINT)).toThrow(InvalidRequest);
+    expect(() => readClientAuthentication(ctxWith(), form().set('client_assertion', 'not-a-jwt'), ENDPOINT)).toThrow(InvalidClient);
   });
 
   it('reads client_secret_post and public clients (none)', () => {
-    expect(readClientAuthentication(ctxWith(), new Map([['client_id', 'a'], ['client_secret', 'b']]))).toEqual({ clientId: 'a', clientSecret: 'b', method: 'client_secret_post' });
-    expect(readClientAuthentication(ctxWith(), new Map([['client_id', 'a']]))).toEqual({ clientId: 'a', clientSecret: '', method: 'none' });
-    expect(() => readClientAuthentication(ctxWith(), new Map())).toThrow(InvalidClient);
+    expect(readClientAuthentication(ctxWith(), new Map([['client_id', 'a'], ['client_secret', 'b']]), ENDPOINT)).toEqual({ clientId: 'a', clientSecret: 'b', method: 'client_secret_post', clientAssertion: '', endpoint: ENDPOINT });
+    expect(readClientAuthentication(ctxWith(), new Map([['client_id', 'a']]), ENDPOINT)).toEqual({ clientId: 'a', clientSecret: '', method: 'none', clientAssertion: '', endpoint: ENDPOINT });
+    expect(() => readClientAuthentication(ctxWith(), new Map(), ENDPOINT)).toThrow(InvalidClient);
   });
 });
 
@@ -138,12 +153,23 @@ describe('discovery', () => {
       authorization_endpoint: 'https://id.example/authorize',
       token_endpoint: 'https://id.example/token',
       jwks_uri: 'https://id.example/.well-known/jwks.json',
+      userinfo_endpoint: 'https://id.example/userinfo',
+      end_session_endpoint: 'https://id.example/session/end',
+      revocation_endpoint: 'https://id.example/revoke',
+      introspection_endpoint: 'https://id.example/introspect',
+      pushed_authorization_request_endpoint: 'https://id.example/par',
       response_types_supported: ['code'],
-      grant_types_supported: ['authorization_code', 'refresh_token'],
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       code_challenge_methods_supported: ['S256'],
       id_token_signing_alg_values_supported: ['ES256'],
+      dpop_signing_alg_values_supported: expect.arrayContaining(['ES256', 'EdDSA']),
       authorization_response_iss_parameter_supported: true,
     });
+    // Never an algorithm without a key (none) or a shared one (HMAC), for anything.
+    for (const [name, value] of Object.entries(doc)) {
+      if (name.endsWith('alg_values_supported')) expect(value, name).not.toEqual(expect.arrayContaining([expect.stringMatching(/^(none|HS\d+)$/)]));
+    }
     expect(doc['scopes_supported']).toEqual(expect.arrayContaining(['openid', 'offline_access', 'accounting.contacts', 'accounting.reports.profitandloss.read']));
   });
 });

@@ -542,11 +542,12 @@ describe('mutual TLS and access lists', () => {
 
     const { user, email: own, password } = await newUser();
     const { sessionToken } = await edge.createSession({ userId: user.id });
-    // Only the edge checks passwords; only the consent service resolves sessions.
+    // Only the edge checks passwords; only the consent service and the edge resolve sessions.
     expect(await failure(client.verifyPassword({ email: own, password }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
-    expect(await failure(edge.getSession({ sessionToken }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
+    await expect(edge.getSession({ sessionToken })).resolves.toMatchObject({ session: { userId: user.id } });
     const token = pki.client(IdentityServiceDefinition, address, 'token');
     try {
+      expect(await failure(token.getSession({ sessionToken }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
       await expect(token.getUser({ userId: user.id })).resolves.toMatchObject({ user: { id: user.id } });
       expect(await failure(token.disableUser({ userId: user.id }))).toMatchObject({ code: Status.PERMISSION_DENIED, reason: 'caller_not_allowed' });
       expect(await failure(token.addMembership({ userId: user.id, organisationId: randomUUID(), role: Role.ROLE_ADVISER }))).toMatchObject({

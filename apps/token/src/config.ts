@@ -1,5 +1,5 @@
 import { apiAudience } from '@ledgerly/access';
-import { grpcServiceConfig, httpUrl, loadConfig, peerAddress, seconds } from '@ledgerly/chassis';
+import { grpcServiceConfig, httpUrl, loadConfig, peerAddress, seconds, z } from '@ledgerly/chassis';
 
 export const configShape = {
   ...grpcServiceConfig('token', 50053),
@@ -11,6 +11,11 @@ export const configShape = {
   /** Unused refresh tokens expire after 60 days (each rotation starts a new 60 days). */
   LEDGERLY_REFRESH_TOKEN_TTL_SECONDS: seconds(60 * 24 * 3600),
   LEDGERLY_CODE_TTL_SECONDS: seconds(60),
+  /**
+   * Refresh-token grace: a refresh retried within this many seconds with the
+   * token it just rotated gets the same answer again (0, the default: off).
+   */
+  LEDGERLY_REFRESH_GRACE_SECONDS: z.coerce.number().int().min(0).max(60).default(0),
 };
 
 export type TokenConfig = ReturnType<typeof loadTokenConfig>;

@@ -6,7 +6,8 @@ import { MongoClient } from 'mongodb';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { authenticateClient } from '../src/domain/client-auth.js';
+import { authenticateClient, type ClientAuthContext } from '../src/domain/client-auth.js';
+import { OneTimeStore } from '../src/store/one-time.js';
 import { OAuthError } from '../src/domain/oauth-error.js';
 import { pkceMatches } from '../src/domain/pkce.js';
 import { checkRedirectUri } from '../src/domain/redirect-uris.js';
@@ -91,6 +92,7 @@ describe('pkceMatches (S256)', () => {
 describe('authenticateClient (real Mongo)', () => {
   let mongo: MongoClient;
   let clients: ClientStore;
+  let ctx: ClientAuthContext;
   const secret = randomBytes(32).toString('base64url');
   const confidential: ClientDoc = {
     _id: randomBytes(16).toString('hex').toUpperCase(),
@@ -113,7 +115,9 @@ describe('authenticateClient (real Mongo)', () => {
 
   beforeAll(async () => {
     mongo = new MongoClient(inject('mongoUrl'));
-    clients = new ClientStore(mongo.db(`token_domain_test_${Date.now()}`));
+    const db = mongo.db(`token_domain_test_${Date.now()}`);
+    clients = new ClientStore(db);
+    ctx = { clients, assertionIds: new OneTimeStore(db, 'client_assertion_ids'), issuer: 'http://localhost:3000' };
     await clients.insert(confidential);
     await clients.insert(publicClient);
   });
@@ -125,14 +129,16 @@ describe('authenticateClient (real Mongo)', () => {
     clientId: '',
     clientSecret: '',
     method: '',
+    clientAssertion: '',
+    endpoint: '',
     ...a,
   });
 
   it('accepts a confidential client with its secret by client_secret_basic or client_secret_post, and a public client with none', async () => {
     for (const method of ['client_secret_basic', 'client_secret_post']) {
-      expect((await authenticateClient(clients, auth({ clientId: confidential._id, clientSecret: secret, method })))._id).toBe(confidential._id);
+      expect((await authenticateClient(ctx, auth({ clientId: confidential._id, clientSecret: secret, method })))._id).toBe(confidential._id);
     }
-    expect((await authenticateClient(clients, auth({ clientId: publicClient._id, method: 'none' })))._id).toBe(publicClient._id);
+    expect((await authenticateClient(ctx, auth({ clientId: publicClient._id, method: 'none' })))._id).toBe(publicClient._id);
   });
 
   it.each([
@@ -183,7 +189,7 @@ describe('authenticateClient (real Mongo)', () => {
     ['a public client sending a secret with method none', { clientId: publicClient._id, clientSecret: 'anything', method: 'none' }],
     ['a public client claiming client_secret_basic', { clientId: publicClient._id, method: 'client_secret_basic' }],
   ])('refuses %s with invalid_client', async (_why, input) => {
-    const err = await authenticateClient(clients, input ? auth(input) : undefined).then(
+    const err = await authenticateClient(ctx, input ? auth(input) : undefined).then(
       () => undefined,
       (e: unknown) => e,
     );

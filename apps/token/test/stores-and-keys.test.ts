@@ -307,7 +307,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
 
   it('mints an RFC 9068 access token (typ at+jwt, ES256) that the verifier accepts with its claims', async () => {
     const auth = authorization();
-    const tokens = await issuerOf().issue(auth);
+    const { tokens } = await issuerOf().issue(auth);
     expect(tokens).toMatchObject({
       tokenType: 'Bearer',
       expiresIn: 1800,
@@ -347,7 +347,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
   });
 
   it('stores a refresh token (as a hash) only with offline_access, and adds an ID token only with openid', async () => {
-    const withOffline = await issuerOf().issue(authorization({ scopes: ['offline_access', 'accounting.contacts'] }));
+    const { tokens: withOffline } = await issuerOf().issue(authorization({ scopes: ['offline_access', 'accounting.contacts'] }));
     expect(withOffline.refreshToken.length).toBeGreaterThanOrEqual(43);
     expect(withOffline.idToken).toBe('');
     const stored = await refreshTokens.find(sha256(withOffline.refreshToken));
@@ -358,7 +358,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
     });
     expect(JSON.stringify(stored)).not.toContain(withOffline.refreshToken);
 
-    const oidc = await issuerOf().issue(authorization({ scopes: ['openid', 'profile', 'email'], nonce: 'n-1' }));
+    const { tokens: oidc } = await issuerOf().issue(authorization({ scopes: ['openid', 'profile', 'email'], nonce: 'n-1' }));
     expect(oidc.refreshToken).toBe('');
     const { payload, protectedHeader } = await jwtVerify(oidc.idToken, createLocalJWKSet(keys.publicJwks()), {
       issuer: 'http://localhost:3000',
@@ -380,7 +380,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
 
   it('refuses tokens signed by another key, with alg none, with another typ, for another audience, or expired', async () => {
     const { kid, key } = keys.current();
-    const good = (await issuerOf().issue(authorization())).accessToken;
+    const good = (await issuerOf().issue(authorization())).tokens.accessToken;
     const claims = decodeJwt(good);
     await expect(verifier.verify(good)).resolves.toBeDefined();
     const refused = async (token: string) => {
@@ -409,7 +409,7 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
       ...config,
       audience: 'https://elsewhere.example/resources',
     }).issue(authorization());
-    expect(await refused(otherAudience.accessToken)).toBe('The access token is invalid');
+    expect(await refused(otherAudience.tokens.accessToken)).toBe('The access token is invalid');
     const now = Math.floor(Date.now() / 1000);
     const expired = await new SignJWT({
       ...claims,

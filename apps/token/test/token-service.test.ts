@@ -124,6 +124,8 @@ async function registered(): Promise<ClientAuthentication> {
     clientId: res.client!.clientId,
     clientSecret: res.clientSecret,
     method: 'client_secret_basic',
+    clientAssertion: '',
+    endpoint: '',
   };
 }
 
@@ -146,7 +148,7 @@ async function consentedFlow(clientId: string, scopes: string[], who?: { userId:
   const browserBinding = randomBytes(24).toString('base64url');
   const nonce = randomBytes(8).toString('hex');
   const { flow } = await consentEdge.createFlow({
-    request: { clientId, redirectUri: REDIRECT, scopes, state: 'st-1', nonce, codeChallenge: challenge, codeChallengeMethod: 'S256', maxAge: -1, prompt: [] },
+    request: { clientId, redirectUri: REDIRECT, scopes, state: 'st-1', nonce, codeChallenge: challenge, codeChallengeMethod: 'S256', maxAge: -1, prompt: [], dpopJkt: '' },
     browserBinding,
   });
   const { sessionToken } = await identityEdge.createSession({ userId: person.userId });
@@ -914,7 +916,7 @@ describe('mutual TLS and access lists', () => {
     await failure(operator.reinstateClient({ clientId: '0'.repeat(32) }));
     const code = randomSecret(32);
     await failure(
-      operator.refreshAccessToken({ client: { clientId, clientSecret, method: 'client_secret_basic' }, refreshToken: code }),
+      operator.refreshAccessToken({ client: { clientId, clientSecret, method: 'client_secret_basic', clientAssertion: '', endpoint: '' }, refreshToken: code }),
     );
 
     const audit = db.collection('audit_log');
@@ -928,9 +930,10 @@ describe('mutual TLS and access lists', () => {
     ]);
     expect(entries[0]).toMatchObject({ service: 'token.v1.TokenService', request: { name, redirectUris: [REDIRECT] } });
     expect(entries[3]!['request']).toEqual({
-      client: { clientId, clientSecret: '[REDACTED]', method: 'client_secret_basic' },
+      client: { clientId, clientSecret: '[REDACTED]', method: 'client_secret_basic', clientAssertion: '', endpoint: '' },
       refreshToken: '[REDACTED]',
       scopes: [],
+      dpopJkt: '',
     });
     expect(await audit.findOne({ method: 'ReinstateClient', 'request.clientId': '0'.repeat(32) })).toMatchObject({ outcome: 'NOT_FOUND' });
     const all = JSON.stringify(await audit.find().toArray());

@@ -25,6 +25,8 @@ export interface AccessTokenClaims {
   readonly authTime: number;
   readonly authEventId: string;
   readonly grantId: string;
+  /** RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to (cnf.jkt). */
+  readonly dpopJkt?: string;
 }
 
 /** The token is not (or no longer) acceptable: RFC 6750 §3.1 invalid_token. */
@@ -118,6 +120,7 @@ export class AccessTokenVerifier {
         authTime: num(payload['auth_time']),
         authEventId: str(payload['authentication_event_id']),
         grantId: str(payload['grant_id']),
+        ...dpopBinding(payload['cnf']),
       };
     } catch (err) {
       if (err instanceof InvalidTokenError) throw err;
@@ -169,6 +172,14 @@ export class AccessTokenVerifier {
     })();
     return this.refreshing;
   }
+}
+
+function dpopBinding(cnf: unknown): { dpopJkt?: string } {
+  if (cnf === undefined) return {};
+  const jkt = typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['jkt'] : undefined;
+  // A cnf we do not understand must not be ignored: the token would lose its binding.
+  if (typeof jkt !== 'string' || jkt.length === 0) throw new InvalidTokenError('The access token has an unsupported confirmation (cnf)');
+  return { dpopJkt: jkt };
 }
 
 /** The "aud" of access tokens: the platform's resource servers (like Xero's ".../resources"). */

@@ -7,3 +7,5 @@ export * from './revocation-view.js';
 export * from './scopes.js';
 export * from './ttl-cache.js';
 export * from './views.js';
+export * from './redirect-uris.js';
+export * from './user-claims.js';

@@ -7,6 +7,7 @@ import {
   nanos,
   type ConsumerMessages,
   type JetStreamClient,
+  type KV,
   type JetStreamManager,
   type NatsConnection,
 } from 'nats';
@@ -289,6 +290,37 @@ export class EventBus implements FeedHealth {
     await this.nc.drain();
   }
 }
+
+/**
+ * Keys that may be used once within a time window, shared by every instance
+ * of a service: a JetStream key-value bucket whose entries expire after the
+ * window. `create` succeeds only if the key is absent, atomically on the
+ * server, so of two instances offered the same key exactly one wins. Used for
+ * DPoP proof ids (RFC 9449 §11.1). When NATS cannot answer, firstUse throws:
+ * the caller fails closed.
+ */
+export class OnceKeys {
+  private constructor(private readonly kv: KV) {}
+
+  static async open(bus: EventBus, bucket: string, windowMs: number, maxBytes = 256 * 1024 * 1024): Promise<OnceKeys> {
+    const kv = await bus.nc.jetstream().views.kv(bucket, { ttl: windowMs, history: 1, max_bytes: maxBytes, storage: StorageType.File });
+    return new OnceKeys(kv);
+  }
+
+  /** True the first time `key` ([A-Za-z0-9_=-]) is offered within the window; false for a replay. */
+  async firstUse(key: string): Promise<boolean> {
+    try {
+      await this.kv.create(key, EMPTY);
+      return true;
+    } catch (err) {
+      // JetStream API error 10071: "wrong last sequence", i.e. the key exists.
+      if (/wrong last sequence|10071/i.test((err as Error).message)) return false;
+      throw err;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** An insertion-ordered set that forgets its oldest members past a size. */
 class BoundedSet {

@@ -3,7 +3,7 @@ import { startFerretDB, startNats, startPlatform, type InfraProcess, type Platfo
 import { AccountingServiceDefinition } from '@ledgerly/proto/accounting/v1/accounting';
 import { ConsentServiceDefinition } from '@ledgerly/proto/consent/v1/consent';
 import { IdentityServiceDefinition, Role } from '@ledgerly/proto/identity/v1/identity';
-import { ClientType, TokenServiceDefinition } from '@ledgerly/proto/token/v1/token';
+import { ClientType, TokenServiceDefinition, type CreateClientRequest } from '@ledgerly/proto/token/v1/token';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,4 +105,30 @@ export async function seed(
     organisations: [orgs[0]!, orgs[1]!],
     client: { clientId: client!.clientId, clientSecret, redirectUri, name: client!.name },
   };
+}
+
+export interface RegisteredClient {
+  clientId: string;
+  /** Empty for public and private_key_jwt clients. */
+  clientSecret: string;
+  redirectUri: string;
+  name: string;
+}
+
+/** Registers a client over gRPC (as the CLI does), with any of the registration options. */
+export async function registerClient(grpc: Grpc, request: Partial<CreateClientRequest> = {}): Promise<RegisteredClient> {
+  const n = `${Date.now()}-${++counter}`;
+  const redirectUri = request.redirectUris?.[0] ?? 'http://127.0.0.1:8765/callback';
+  const { client, clientSecret } = await grpc.token.createClient({
+    name: `Test App ${n}`,
+    redirectUris: [redirectUri],
+    type: ClientType.CLIENT_TYPE_CONFIDENTIAL,
+    tokenEndpointAuthMethod: '',
+    pkceOptional: false,
+    requirePushedAuthorizationRequests: false,
+    jwksJson: '',
+    postLogoutRedirectUris: [],
+    ...request,
+  });
+  return { clientId: client!.clientId, clientSecret, redirectUri, name: client!.name };
 }

@@ -64,8 +64,10 @@ export interface InteractiveAuthorization {
 
 /**
  * What a person does in the browser: open the authorization URL, sign in on
- * the platform's page, tick organisations, press Allow (or Deny). Returns
- * the pages seen and the URL the platform sent the browser back to.
+ * the platform's page (unless this browser is signed in already and the
+ * platform goes straight to consent), tick organisations, press Allow (or
+ * Deny). Returns the pages seen and the URL the platform sent the browser
+ * back to.
  */
 export async function authorizeInteractively(
   ua: UserAgent,
@@ -74,14 +76,16 @@ export async function authorizeInteractively(
 ): Promise<{ loginPage: string; consentPage: string; callback: URL }> {
   const origin = authorizationUrl.origin;
   let { res, url } = await ua.follow(authorizationUrl, origin);
-  if (res.status !== 200 || url.pathname !== '/login') throw new Error(`Expected the login page, got ${res.status} ${url.pathname}: ${await res.text()}`);
-  const loginPage = await res.text();
-  const flow = inputValue(loginPage, 'flow')!;
-  const csrf = inputValue(loginPage, 'csrf')!;
-  ({ res, url } = await ua.follow(new URL('/login', origin), origin, {
-    form: new URLSearchParams({ flow, csrf, email: input.email, password: input.password }),
-  }));
-  if (res.status !== 200 || url.pathname !== '/consent') throw new Error(`Expected the consent page, got ${res.status} ${url.pathname}: ${await res.text()}`);
+  let loginPage = '';
+  if (res.status === 200 && url.pathname === '/login') {
+    loginPage = await res.text();
+    const flow = inputValue(loginPage, 'flow')!;
+    const csrf = inputValue(loginPage, 'csrf')!;
+    ({ res, url } = await ua.follow(new URL('/login', origin), origin, {
+      form: new URLSearchParams({ flow, csrf, email: input.email, password: input.password }),
+    }));
+  }
+  if (res.status !== 200 || url.pathname !== '/consent') throw new Error(`Expected the login or consent page, got ${res.status} ${url.pathname}: ${await res.text()}`);
   const consentPage = await res.text();
   const form = new URLSearchParams({ flow: inputValue(consentPage, 'flow')!, csrf: inputValue(consentPage, 'csrf')!, decision: input.decision ?? 'allow' });
   for (const id of input.organisations) form.append('organisation', id);

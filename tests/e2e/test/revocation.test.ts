@@ -97,7 +97,7 @@ describe('revocation everywhere', () => {
     await t.grpc.identity.disableUser({ userId: s.user.id });
     await refusedEverywhere(tokens.access_token, s, 'user_disabled');
     expect(await (await tokenRequest(s, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).json()).toMatchObject({ error: 'invalid_grant' });
-    await expect(connectApp(t.issuer, s, { scope: SCOPE, organisations: [s.organisations[0].id] })).rejects.toThrow(/Expected the consent page, got 401/);
+    await expect(connectApp(t.issuer, s, { scope: SCOPE, organisations: [s.organisations[0].id] })).rejects.toThrow(/Expected the login or consent page, got 401/);
     await t.grpc.identity.enableUser({ userId: s.user.id });
     const after = await connectApp(t.issuer, s, { scope: SCOPE, organisations: [s.organisations[0].id] });
     expect((await edge(after.access_token, s)).status).toBe(200);

@@ -49,6 +49,8 @@ export const CONSENT_ACCESS: AccessList<typeof ConsentServiceDefinition> = {
   revokeConnection: ['edge', OPERATOR],
   getGrant: ['token'],
   revokeGrant: ['token', OPERATOR],
+  // The token service, as it registers a custom connection for an operator.
+  createCustomConnection: ['token'],
 };
 
 export function consentService(deps: ConsentDeps): ServiceImplementation {
@@ -241,6 +243,23 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       });
       deps.logger.info('Grant revoked', { grantId: grant._id, clientId: grant.clientId });
       return { grant: toGrant((await connections.findGrant(grant._id))!) };
+    },
+
+    createCustomConnection: async (req) => {
+      if (!req.userId || !req.clientId || !req.tenantId) throw new InvalidArgumentError('user_id, client_id and tenant_id are required');
+      if (req.scopes.length === 0) throw new InvalidArgumentError('scopes are required', 'invalid_scope');
+      // The same rule as consent: only an organisation the user belongs to.
+      const { memberships } = await identity.listMemberships({ userId: req.userId });
+      const membership = memberships.find((m) => m.organisationId === req.tenantId);
+      if (!membership) throw new PermissionDeniedError('The user is not a member of that organisation', 'not_a_member');
+      const grant = await connections.upsertGrant(req.userId, req.clientId, [...new Set(req.scopes)]);
+      const connectionId = randomUUID();
+      await deps.outbox.commit({
+        $case: 'connectionCreated',
+        value: { connectionId, grantId: grant._id, userId: req.userId, clientId: req.clientId, tenantId: req.tenantId, tenantName: membership.organisationName, authEventId: grant._id },
+      });
+      deps.logger.info('Custom connection created', { userId: req.userId, clientId: req.clientId, tenantId: req.tenantId });
+      return { grant: toGrant(grant), connection: toConnection((await connections.find(connectionId))!) };
     },
   }, CONSENT_ACCESS);
 }

@@ -1,7 +1,8 @@
 import { AccessDenied, OPERATIONS, type AccessTokenClaims, type OperationName } from '@ledgerly/access';
 import type { Context, Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
-import { badRequest, forbidden, unauthorized } from '../http/errors.js';
+import { badRequest, forbidden, unauthorized, unavailable } from '../http/errors.js';
+import { dpopHeader, InvalidDpopProof, verifyDpopProof } from '../oauth/dpop.js';
 
 export interface Caller {
   claims: AccessTokenClaims;
@@ -19,26 +20,59 @@ function refusal(err: AccessDenied) {
 }
 
 /**
- * RFC 6750 §2.1: the access token in the Authorization header (never the
- * query string), verified locally against the JWKS, and not revoked.
+ * The access token in the Authorization header (never the query string),
+ * verified locally against the JWKS, and not revoked:
+ *   - "Bearer <token>" (RFC 6750 §2.1), for tokens not bound to a key;
+ *   - "DPoP <token>" with a DPoP proof (RFC 9449 §7), whose key must be the
+ *     one the token is bound to (cnf.jkt), checked on every call: htm, htu,
+ *     iat, jti (never twice), and ath.
  */
 export function requireBearer(deps: EdgeDeps): Middleware {
   return async (ctx, next) => {
     const header = ctx.get('authorization');
-    const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
+    const match = /^(Bearer|DPoP) +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header);
     if (!match) {
       if (ctx.query['access_token'] !== undefined) throw badRequest('Send the access token in the Authorization header, not the query string');
-      throw unauthorized(header ? 'The Authorization header must be "Bearer <access token>"' : 'An access token is required');
+      if (/^DPoP\b/i.test(header)) ctx.state['authScheme'] = 'DPoP';
+      throw unauthorized(header ? 'The Authorization header must be "Bearer <access token>" or "DPoP <access token>"' : 'An access token is required');
     }
+    const scheme = match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const token = match[2]!;
+    ctx.state['authScheme'] = scheme;
     let claims: AccessTokenClaims;
     try {
-      claims = await deps.access.authenticate(match[1]!);
+      claims = await deps.access.authenticate(token);
     } catch (err) {
       throw err instanceof AccessDenied ? refusal(err) : err;
     }
-    ctx.state['caller'] = { claims, authorization: `Bearer ${match[1]!}` } satisfies Caller;
+    if (scheme === 'Bearer') {
+      // RFC 9449 §7.2: a bound token used as a bearer token is refused.
+      if (claims.dpopJkt) {
+        ctx.state['authScheme'] = 'DPoP';
+        throw unauthorized('This access token is bound to a DPoP key: send it as "DPoP <token>" with a DPoP proof', 'invalid_token');
+      }
+      if (ctx.get('dpop')) throw badRequest('A DPoP proof was sent with a Bearer token');
+    } else {
+      await checkDpop(deps, ctx, token, claims);
+    }
+    ctx.state['caller'] = { claims, authorization: `${scheme} ${token}` } satisfies Caller;
     await next();
   };
+}
+
+async function checkDpop(deps: EdgeDeps, ctx: Context, token: string, claims: AccessTokenClaims): Promise<void> {
+  if (!claims.dpopJkt) throw unauthorized('This access token is not bound to a DPoP key: send it as "Bearer <token>"', 'invalid_token');
+  let jkt: string;
+  try {
+    const proof = dpopHeader(ctx);
+    if (!proof) throw new InvalidDpopProof('A DPoP proof is required with a DPoP token');
+    jkt = await verifyDpopProof(proof, { method: ctx.method, url: `${deps.config.issuer}${ctx.path}`, accessToken: token, replay: deps.dpopReplay });
+  } catch (err) {
+    if (err instanceof InvalidDpopProof) throw unauthorized(err.message, 'invalid_dpop_proof');
+    // The shared replay cache cannot answer: fail closed.
+    throw unavailable('The DPoP proof cannot be checked right now. Try again shortly.');
+  }
+  if (jkt !== claims.dpopJkt) throw unauthorized('The DPoP proof is signed with another key than the one the token is bound to', 'invalid_dpop_proof');
 }
 
 /**

@@ -58,6 +58,10 @@ export class ConsentRequired extends OAuthError {
 export class LoginRequired extends OAuthError {
   readonly error = 'login_required';
 }
+/** RFC 9449 §5: the DPoP proof at the token endpoint is missing or not valid. */
+export class InvalidDpopProofError extends OAuthError {
+  readonly error = 'invalid_dpop_proof';
+}
 export class ServerError extends OAuthError {
   readonly error = 'server_error';
   override status = 500;
@@ -75,6 +79,7 @@ const OAUTH_ERRORS: Record<string, new (description: string) => OAuthError> = {
   unauthorized_client: UnauthorizedClient,
   unsupported_grant_type: UnsupportedGrantType,
   invalid_scope: InvalidScope,
+  invalid_dpop_proof: InvalidDpopProofError,
 };
 
 /** The OAuth error for a reason code sent by the token service, if it is one. */
@@ -92,13 +97,13 @@ export class ApiProblem extends EdgeError {
     readonly title: string,
     readonly detail: string,
     /** RFC 6750 §3: the error of the WWW-Authenticate challenge on 401/403. */
-    readonly bearerError?: 'invalid_token' | 'insufficient_scope' | 'invalid_request',
+    readonly bearerError?: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | 'invalid_dpop_proof',
   ) {
     super(detail);
   }
 }
 
-export const unauthorized = (detail: string, bearerError?: 'invalid_token') => new ApiProblem(401, 'Unauthorized', detail, bearerError);
+export const unauthorized = (detail: string, bearerError?: 'invalid_token' | 'invalid_dpop_proof') => new ApiProblem(401, 'Unauthorized', detail, bearerError);
 export const forbidden = (detail: string, bearerError?: 'insufficient_scope') => new ApiProblem(403, 'Forbidden', detail, bearerError);
 export const notFound = (detail = "The resource you're looking for cannot be found") => new ApiProblem(404, 'NotFound', detail);
 export const badRequest = (detail: string) => new ApiProblem(400, 'BadRequest', detail, 'invalid_request');

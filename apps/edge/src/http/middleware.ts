@@ -1,6 +1,7 @@
 import { RemoteError, sanitizeRequestId, Status, withRequestContext, type Logger } from '@ledgerly/chassis';
 import type { Middleware } from 'koa';
 import { performance } from 'node:perf_hooks';
+import { DPOP_ALGORITHMS } from '../oauth/dpop.js';
 import { errorPage } from '../views/error-page.js';
 import { PayloadTooLarge } from './body.js';
 import {
@@ -171,7 +172,9 @@ export function apiErrors(logger: Logger): Middleware {
       if (problem.status === 401 || problem.bearerError) {
         // RFC 6750 §3: a challenge, with the error code when a token was sent.
         const error = problem.bearerError ? `, error="${problem.bearerError}", error_description="${problem.detail.replace(/"/g, "'")}"` : '';
-        ctx.set('WWW-Authenticate', `Bearer realm="ledgerly"${error}`);
+        // RFC 9449 §7.1: a DPoP request gets a DPoP challenge, with the algorithms accepted.
+        if (ctx.state['authScheme'] === 'DPoP') ctx.set('WWW-Authenticate', `DPoP algs="${DPOP_ALGORITHMS.join(' ')}"${error}`);
+        else ctx.set('WWW-Authenticate', `Bearer realm="ledgerly"${error}`);
       }
       ctx.body = { Type: null, Title: problem.title, Status: problem.status, Detail: problem.detail, Instance: requestId, Extensions: {} };
     }

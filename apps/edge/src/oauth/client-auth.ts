@@ -1,10 +1,27 @@
 import type { ClientAuthentication } from '@ledgerly/proto/token/v1/token';
+import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import { InvalidClient, InvalidRequest } from '../http/errors.js';
 
 /** RFC 6749 Appendix B: application/x-www-form-urlencoded decoding of one part. */
 function formDecode(part: string): string {
   return decodeURIComponent(part.replace(/\+/g, ' '));
+}
+
+/** What a private_key_jwt assertion may be signed with (the token service checks it; the same list). */
+export const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
+
+export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** The assertion's sub (= its client_id), read without verifying: the token service verifies it. */
+function assertionSubject(assertion: string): string | undefined {
+  if (assertion.length > 8192) return undefined;
+  try {
+    const claims = decodeJwt(assertion);
+    return typeof claims.sub === 'string' && claims.sub === claims.iss ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function invalidClient(description: string, challenge: boolean): InvalidClient {
@@ -18,11 +35,27 @@ function invalidClient(description: string, challenge: boolean): InvalidClient {
  *   - client_secret_basic: HTTP Basic, id and secret each form-urlencoded
  *     before base64 (§2.3.1), so "+", "%" and ":" in them survive;
  *   - client_secret_post: client_id and client_secret in the body;
+ *   - private_key_jwt: a signed assertion (RFC 7523 §2.2, OpenID Connect
+ *     Core §9), checked by the token service;
  *   - none: a public client sends only client_id.
- * Using more than one method is refused (§2.3).
+ * Using more than one method is refused (§2.3). `endpoint` is the URL the
+ * request was sent to (an assertion's aud may name it).
  */
-export function readClientAuthentication(ctx: Context, form: Map<string, string>): ClientAuthentication {
+export function readClientAuthentication(ctx: Context, form: Map<string, string>, endpoint: string): ClientAuthentication {
   const header = ctx.get('authorization');
+  const assertionType = form.get('client_assertion_type');
+  const assertion = form.get('client_assertion');
+  if (assertionType !== undefined || assertion !== undefined) {
+    if (header || form.has('client_secret')) throw new InvalidRequest('Use one client authentication method, not a client assertion and a secret');
+    if (assertionType !== CLIENT_ASSERTION_TYPE) throw new InvalidRequest(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`);
+    if (!assertion) throw new InvalidRequest('client_assertion is required with client_assertion_type');
+    const subject = assertionSubject(assertion);
+    if (!subject) throw invalidClient('The client assertion is not a JWT with iss and sub', false);
+    const bodyId = form.get('client_id');
+    // RFC 7523 §3: sub is the client_id; a client_id sent beside it must agree.
+    if (bodyId !== undefined && bodyId !== subject) throw invalidClient('client_id differs from the client assertion', false);
+    return { clientId: subject, clientSecret: '', method: 'private_key_jwt', clientAssertion: assertion, endpoint };
+  }
   if (header) {
     const match = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);
     if (!match) throw invalidClient('The Authorization header must be HTTP Basic with the client credentials', true);
@@ -40,11 +73,11 @@ export function readClientAuthentication(ctx: Context, form: Map<string, string>
     if (form.has('client_secret')) throw new InvalidRequest('Use one client authentication method, not both Basic and client_secret');
     const bodyId = form.get('client_id');
     if (bodyId !== undefined && bodyId !== clientId) throw new InvalidRequest('client_id in the body differs from the Basic credentials');
-    return { clientId, clientSecret, method: 'client_secret_basic' };
+    return { clientId, clientSecret, method: 'client_secret_basic', clientAssertion: '', endpoint };
   }
   const clientId = form.get('client_id');
   if (!clientId) throw invalidClient('Client authentication is required', false);
   const clientSecret = form.get('client_secret');
-  if (clientSecret !== undefined) return { clientId, clientSecret, method: 'client_secret_post' };
-  return { clientId, clientSecret: '', method: 'none' };
+  if (clientSecret !== undefined) return { clientId, clientSecret, method: 'client_secret_post', clientAssertion: '', endpoint };
+  return { clientId, clientSecret: '', method: 'none', clientAssertion: '', endpoint };
 }

@@ -16,7 +16,7 @@ export function revokeEndpoint(deps: EdgeDeps): Middleware {
   return async (ctx) => {
     if (ctx.querystring) throw new InvalidRequest('Send revocation parameters in the body, not the query string');
     const form = await readForm(ctx);
-    const client = readClientAuthentication(ctx, form);
+    const client = readClientAuthentication(ctx, form, `${deps.config.issuer}/revoke`);
     const token = form.get('token');
     if (!token) throw new InvalidRequest('token is required');
     try {

@@ -40,7 +40,8 @@ export const IDENTITY_ACCESS: AccessList<typeof IdentityServiceDefinition> = {
   getUser: ['edge', 'token', OPERATOR],
   verifyPassword: ['edge'],
   createSession: ['edge'],
-  getSession: ['consent'],
+  // The edge, for RP-initiated logout: is the ID token hint's session this browser's?
+  getSession: ['consent', 'edge'],
   endSession: ['edge'],
   createOrganisation: [OPERATOR],
   getOrganisation: ['accounting', OPERATOR],

@@ -7,7 +7,8 @@ export type OAuthErrorCode =
   | 'invalid_grant'
   | 'unauthorized_client'
   | 'unsupported_grant_type'
-  | 'invalid_scope';
+  | 'invalid_scope'
+  | 'invalid_dpop_proof';
 
 const STATUS: Record<OAuthErrorCode, Status> = {
   invalid_request: Status.INVALID_ARGUMENT,
@@ -16,6 +17,7 @@ const STATUS: Record<OAuthErrorCode, Status> = {
   unauthorized_client: Status.PERMISSION_DENIED,
   unsupported_grant_type: Status.INVALID_ARGUMENT,
   invalid_scope: Status.INVALID_ARGUMENT,
+  invalid_dpop_proof: Status.INVALID_ARGUMENT,
 };
 
 /**

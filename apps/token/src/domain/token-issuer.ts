@@ -1,4 +1,4 @@
-import { ACCESS_TOKEN_TYP } from '@ledgerly/access';
+import { ACCESS_TOKEN_TYP, userClaims } from '@ledgerly/access';
 import { randomSecret, sha256, type PromiseClient } from '@ledgerly/chassis';
 import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
 import type { TokenSet } from '@ledgerly/proto/token/v1/token';
@@ -25,6 +25,20 @@ export interface Authorization {
   nonce?: string;
   /** The refresh-token family being rotated, if any. */
   familyId?: string;
+  /** RFC 9449: bind the access token (cnf.jkt) to this DPoP key thumbprint. */
+  dpopJkt?: string;
+  /** Bind the new refresh token to the DPoP key too (public clients, RFC 9449 §5). */
+  bindRefreshToken?: boolean;
+  /** client_credentials: no refresh token, whatever the scopes. */
+  noRefreshToken?: boolean;
+}
+
+/** A token set and what the family ledger needs to know about it. */
+export interface Issued {
+  tokens: TokenSet;
+  familyId: string;
+  accessTokenId: string;
+  accessTokenExpiresAt: Date;
 }
 
 /**
@@ -40,12 +54,14 @@ export class TokenIssuer {
     private readonly identity: PromiseClient<typeof IdentityServiceDefinition>,
   ) {}
 
-  async issue(auth: Authorization): Promise<TokenSet> {
+  async issue(auth: Authorization): Promise<Issued> {
     const { kid, key } = this.keys.current();
     const nowMs = Date.now();
     const now = Math.floor(nowMs / 1000);
     const ttl = this.config.LEDGERLY_ACCESS_TOKEN_TTL_SECONDS;
     const accessScopes = auth.accessScopes ?? auth.scopes;
+    const accessTokenId = randomUUID();
+    const familyId = auth.familyId ?? randomUUID();
     const scope = accessScopes.join(' ');
     const accessToken = await new SignJWT({
       client_id: auth.clientId,
@@ -56,22 +72,23 @@ export class TokenIssuer {
       sid: auth.sessionId,
       // iat has second precision; revocations are compared to the millisecond.
       issued_at_ms: nowMs,
+      ...(auth.dpopJkt ? { cnf: { jkt: auth.dpopJkt } } : {}),
     })
       .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYP, kid })
       .setIssuer(this.config.LEDGERLY_ISSUER)
       .setSubject(auth.userId)
       .setAudience(this.config.audience)
-      .setJti(randomUUID())
+      .setJti(accessTokenId)
       .setIssuedAt(now)
       .setExpirationTime(now + ttl)
       .sign(key);
 
     let refreshToken = '';
-    if (auth.scopes.includes('offline_access')) {
+    if (auth.scopes.includes('offline_access') && !auth.noRefreshToken) {
       refreshToken = randomSecret(32);
       await this.refreshTokens.insert({
         _id: sha256(refreshToken),
-        familyId: auth.familyId ?? randomUUID(),
+        familyId,
         clientId: auth.clientId,
         userId: auth.userId,
         scopes: auth.scopes,
@@ -83,11 +100,17 @@ export class TokenIssuer {
         createdAt: new Date(),
         expiresAt: new Date(Date.now() + this.config.LEDGERLY_REFRESH_TOKEN_TTL_SECONDS * 1000),
         usedAt: null,
+        ...(auth.dpopJkt && auth.bindRefreshToken ? { dpopJkt: auth.dpopJkt } : {}),
       });
     }
 
     const idToken = accessScopes.includes('openid') ? await this.idToken(auth, accessScopes, accessToken, now, kid, key) : '';
-    return { accessToken, tokenType: 'Bearer', expiresIn: ttl, refreshToken, idToken, scope };
+    return {
+      tokens: { accessToken, tokenType: auth.dpopJkt ? 'DPoP' : 'Bearer', expiresIn: ttl, refreshToken, idToken, scope },
+      familyId,
+      accessTokenId,
+      accessTokenExpiresAt: new Date((now + ttl) * 1000),
+    };
   }
 
   /** OpenID Connect Core §2 and §3.1.3.6 (at_hash). */
@@ -108,16 +131,7 @@ export class TokenIssuer {
     if (auth.nonce) claims['nonce'] = auth.nonce;
     if (scopes.includes('profile') || scopes.includes('email')) {
       const { user } = await this.identity.getUser({ userId: auth.userId });
-      if (user && scopes.includes('profile')) {
-        claims['name'] = user.name;
-        const [given, ...family] = user.name.split(' ');
-        if (given) claims['given_name'] = given;
-        if (family.length > 0) claims['family_name'] = family.join(' ');
-      }
-      if (user && scopes.includes('email')) {
-        claims['email'] = user.email;
-        claims['email_verified'] = user.emailVerified;
-      }
+      if (user) Object.assign(claims, userClaims(user, scopes));
     }
     return new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })

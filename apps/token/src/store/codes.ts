@@ -19,6 +19,10 @@ export interface CodeDoc {
   expiresAt: Date;
   consumedAt: Date | null;
   createdAt?: Date;
+  /** RFC 9449 §10: the DPoP key the token request must prove (dpop_jkt of the authorization request). */
+  dpopJkt?: string;
+  /** The family of the tokens issued from this code (chosen when the code is issued). */
+  familyId?: string | null;
 }
 
 /** Codes are kept a while after expiry so a late second use is still recognised. */
@@ -54,6 +58,10 @@ export class CodeStore {
         { returnDocument: 'before' },
       );
     });
+  }
+
+  find(hash: string): Promise<CodeDoc | null> {
+    return this.codes.findOne({ _id: hash });
   }
 
   async sweepExpired(): Promise<number> {

@@ -22,6 +22,15 @@ export interface RefreshTokenDoc {
   createdAt: Date;
   expiresAt: Date;
   usedAt: Date | null;
+  /** RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key. */
+  dpopJkt?: string;
+  /**
+   * With the grace window on: the answer this token's rotation gave,
+   * encrypted with a key derived from the token itself, so only its holder can
+   * read it, and only until graceUntil.
+   */
+  graceResponse?: string | null;
+  graceUntil?: Date | null;
 }
 
 export class RefreshTokenStore {
@@ -55,6 +64,16 @@ export class RefreshTokenStore {
         { returnDocument: 'after' },
       );
     });
+  }
+
+  async setGraceResponse(hash: string, encrypted: string, until: Date): Promise<void> {
+    await this.tokens.updateOne({ _id: hash }, { $set: { graceResponse: encrypted, graceUntil: until } });
+  }
+
+  /** Spends every unused refresh token of a family (a replayed code). */
+  async revokeFamily(familyId: string): Promise<number> {
+    const result = await this.tokens.updateMany({ familyId, usedAt: null }, { $set: { usedAt: new Date() } });
+    return result.modifiedCount;
   }
 
   /** Spends every unused refresh token of a grant (the grant was revoked). */

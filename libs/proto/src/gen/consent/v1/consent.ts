@@ -42,6 +42,11 @@ export interface AuthorizationRequest {
   /** OpenID Connect max_age in seconds, or -1 when absent. */
   maxAge: number;
   prompt: string[];
+  /**
+   * RFC 9449 §10: the code is bound to this DPoP key thumbprint; the token
+   * request must prove possession of that key.
+   */
+  dpopJkt: string;
 }
 
 export interface Flow {
@@ -223,6 +228,18 @@ export interface RevokeGrantResponse {
   grant?: Grant | undefined;
 }
 
+export interface CreateCustomConnectionRequest {
+  userId: string;
+  clientId: string;
+  tenantId: string;
+  scopes: string[];
+}
+
+export interface CreateCustomConnectionResponse {
+  grant?: Grant | undefined;
+  connection?: Connection | undefined;
+}
+
 function createBaseAuthorizationRequest(): AuthorizationRequest {
   return {
     clientId: "",
@@ -234,6 +251,7 @@ function createBaseAuthorizationRequest(): AuthorizationRequest {
     codeChallengeMethod: "",
     maxAge: 0,
     prompt: [],
+    dpopJkt: "",
   };
 }
 
@@ -265,6 +283,9 @@ export const AuthorizationRequest: MessageFns<AuthorizationRequest> = {
     }
     for (const v of message.prompt) {
       writer.uint32(74).string(v!);
+    }
+    if (message.dpopJkt !== "") {
+      writer.uint32(82).string(message.dpopJkt);
     }
     return writer;
   },
@@ -354,6 +375,14 @@ export const AuthorizationRequest: MessageFns<AuthorizationRequest> = {
             message.prompt.push(reader.string());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.dpopJkt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -380,6 +409,7 @@ export const AuthorizationRequest: MessageFns<AuthorizationRequest> = {
     message.codeChallengeMethod = object.codeChallengeMethod ?? "";
     message.maxAge = object.maxAge ?? 0;
     message.prompt = object.prompt?.map((e) => e) || [];
+    message.dpopJkt = object.dpopJkt ?? "";
     return message;
   },
 };
@@ -2402,6 +2432,170 @@ export const RevokeGrantResponse: MessageFns<RevokeGrantResponse> = {
   },
 };
 
+function createBaseCreateCustomConnectionRequest(): CreateCustomConnectionRequest {
+  return { userId: "", clientId: "", tenantId: "", scopes: [] };
+}
+
+export const CreateCustomConnectionRequest: MessageFns<CreateCustomConnectionRequest> = {
+  encode(message: CreateCustomConnectionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.tenantId !== "") {
+      writer.uint32(26).string(message.tenantId);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateCustomConnectionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateCustomConnectionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateCustomConnectionRequest>, I>>(base?: I): CreateCustomConnectionRequest {
+    return CreateCustomConnectionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateCustomConnectionRequest>, I>>(
+    object: I,
+  ): CreateCustomConnectionRequest {
+    const message = createBaseCreateCustomConnectionRequest();
+    message.userId = object.userId ?? "";
+    message.clientId = object.clientId ?? "";
+    message.tenantId = object.tenantId ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCreateCustomConnectionResponse(): CreateCustomConnectionResponse {
+  return { grant: undefined, connection: undefined };
+}
+
+export const CreateCustomConnectionResponse: MessageFns<CreateCustomConnectionResponse> = {
+  encode(message: CreateCustomConnectionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.grant !== undefined) {
+      Grant.encode(message.grant, writer.uint32(10).fork()).join();
+    }
+    if (message.connection !== undefined) {
+      Connection.encode(message.connection, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateCustomConnectionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateCustomConnectionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grant = Grant.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.connection = Connection.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateCustomConnectionResponse>, I>>(base?: I): CreateCustomConnectionResponse {
+    return CreateCustomConnectionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateCustomConnectionResponse>, I>>(
+    object: I,
+  ): CreateCustomConnectionResponse {
+    const message = createBaseCreateCustomConnectionResponse();
+    message.grant = (object.grant !== undefined && object.grant !== null) ? Grant.fromPartial(object.grant) : undefined;
+    message.connection = (object.connection !== undefined && object.connection !== null)
+      ? Connection.fromPartial(object.connection)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * ConsentService owns the login-and-consent flow of an authorization request,
  * the grants a user gives an app, and the connections (one per organisation)
@@ -2544,6 +2738,19 @@ export const ConsentServiceDefinition = {
       requestType: RevokeGrantRequest as typeof RevokeGrantRequest,
       requestStream: false,
       responseType: RevokeGrantResponse as typeof RevokeGrantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * A grant and one connection made without a browser flow, for a custom
+     * connection (client_credentials) that an operator sets up for a user in
+     * one organisation the user belongs to.
+     */
+    createCustomConnection: {
+      name: "CreateCustomConnection",
+      requestType: CreateCustomConnectionRequest as typeof CreateCustomConnectionRequest,
+      requestStream: false,
+      responseType: CreateCustomConnectionResponse as typeof CreateCustomConnectionResponse,
       responseStream: false,
       options: {},
     },
@@ -2711,6 +2918,23 @@ export const ConsentServiceService = {
     responseSerialize: (value: RevokeGrantResponse): Buffer => Buffer.from(RevokeGrantResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeGrantResponse => RevokeGrantResponse.decode(value),
   },
+  /**
+   * A grant and one connection made without a browser flow, for a custom
+   * connection (client_credentials) that an operator sets up for a user in
+   * one organisation the user belongs to.
+   */
+  createCustomConnection: {
+    path: "/consent.v1.ConsentService/CreateCustomConnection" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateCustomConnectionRequest): Buffer =>
+      Buffer.from(CreateCustomConnectionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateCustomConnectionRequest => CreateCustomConnectionRequest.decode(value),
+    responseSerialize: (value: CreateCustomConnectionResponse): Buffer =>
+      Buffer.from(CreateCustomConnectionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateCustomConnectionResponse =>
+      CreateCustomConnectionResponse.decode(value),
+  },
 } as const;
 
 export interface ConsentServiceServer extends UntypedServiceImplementation {
@@ -2761,6 +2985,12 @@ export interface ConsentServiceServer extends UntypedServiceImplementation {
    * consent starts a new grant. NOT_FOUND when there is no live grant.
    */
   revokeGrant: handleUnaryCall<RevokeGrantRequest, RevokeGrantResponse>;
+  /**
+   * A grant and one connection made without a browser flow, for a custom
+   * connection (client_credentials) that an operator sets up for a user in
+   * one organisation the user belongs to.
+   */
+  createCustomConnection: handleUnaryCall<CreateCustomConnectionRequest, CreateCustomConnectionResponse>;
 }
 
 export interface ConsentServiceClient extends Client {
@@ -2964,6 +3194,26 @@ export interface ConsentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeGrantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A grant and one connection made without a browser flow, for a custom
+   * connection (client_credentials) that an operator sets up for a user in
+   * one organisation the user belongs to.
+   */
+  createCustomConnection(
+    request: CreateCustomConnectionRequest,
+    callback: (error: ServiceError | null, response: CreateCustomConnectionResponse) => void,
+  ): ClientUnaryCall;
+  createCustomConnection(
+    request: CreateCustomConnectionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateCustomConnectionResponse) => void,
+  ): ClientUnaryCall;
+  createCustomConnection(
+    request: CreateCustomConnectionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateCustomConnectionResponse) => void,
   ): ClientUnaryCall;
 }
 

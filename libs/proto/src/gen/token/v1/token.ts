@@ -44,7 +44,33 @@ export interface Client {
     | Date
     | undefined;
   /** Set while the client is suspended. */
-  suspendedAt?: Date | undefined;
+  suspendedAt?:
+    | Date
+    | undefined;
+  /**
+   * PKCE is required for every authorization (default); a confidential client
+   * may be registered with it optional (RFC 9700 §2.1.1: state then protects the flow).
+   */
+  pkceRequired: boolean;
+  /** RFC 9126 §6: authorization requests must be pushed (PAR). */
+  requirePushedAuthorizationRequests: boolean;
+  /** For private_key_jwt: the client's public keys, as a JWK Set (JSON). */
+  jwksJson: string;
+  /** Where RP-initiated logout may send the browser back to. */
+  postLogoutRedirectUris: string[];
+  /** Set for a custom connection (client_credentials). */
+  customConnection?: CustomConnection | undefined;
+}
+
+/**
+ * A custom connection: the client acts, with client_credentials, on exactly
+ * one organisation, with the permissions of the user who set it up.
+ */
+export interface CustomConnection {
+  tenantId: string;
+  userId: string;
+  scopes: string[];
+  grantId: string;
 }
 
 /** How the client authenticated at the token endpoint (RFC 6749 §2.3). */
@@ -52,8 +78,12 @@ export interface ClientAuthentication {
   clientId: string;
   /** Empty for public clients. */
   clientSecret: string;
-  /** client_secret_basic, client_secret_post or none. */
+  /** client_secret_basic, client_secret_post, private_key_jwt or none. */
   method: string;
+  /** private_key_jwt (RFC 7523 §2.2): the signed assertion. */
+  clientAssertion: string;
+  /** The endpoint the assertion was sent to (its aud may be this or the issuer). */
+  endpoint: string;
 }
 
 /** A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3). */
@@ -72,6 +102,18 @@ export interface CreateClientRequest {
   name: string;
   redirectUris: string[];
   type: ClientType;
+  /**
+   * client_secret_basic (default for confidential clients), client_secret_post
+   * or private_key_jwt (then jwks_json is required); none for public clients.
+   */
+  tokenEndpointAuthMethod: string;
+  /** Confidential clients only. */
+  pkceOptional: boolean;
+  requirePushedAuthorizationRequests: boolean;
+  jwksJson: string;
+  postLogoutRedirectUris: string[];
+  /** A custom connection: tenant_id, user_id and scopes (grant_id is set by the service). */
+  customConnection?: CustomConnection | undefined;
 }
 
 export interface CreateClientResponse {
@@ -105,6 +147,11 @@ export interface ExchangeAuthorizationCodeRequest {
   code: string;
   redirectUri: string;
   codeVerifier: string;
+  /**
+   * RFC 9449: the JWK thumbprint of a DPoP proof the edge validated; the
+   * tokens are then bound to that key (cnf.jkt).
+   */
+  dpopJkt: string;
 }
 
 export interface ExchangeAuthorizationCodeResponse {
@@ -116,6 +163,8 @@ export interface RefreshAccessTokenRequest {
   refreshToken: string;
   /** Optional narrowing of the granted scopes (RFC 6749 §6). */
   scopes: string[];
+  /** RFC 9449 §5: a refresh token bound to a key needs a proof with that key. */
+  dpopJkt: string;
 }
 
 export interface RefreshAccessTokenResponse {
@@ -179,6 +228,64 @@ export interface RotateSigningKeyResponse {
   retiredKeyIds: string[];
 }
 
+export interface ClientCredentialsGrantRequest {
+  client?:
+    | ClientAuthentication
+    | undefined;
+  /** Optional narrowing of the custom connection's scopes. */
+  scopes: string[];
+  dpopJkt: string;
+}
+
+export interface ClientCredentialsGrantResponse {
+  tokens?: TokenSet | undefined;
+}
+
+export interface IntrospectTokenRequest {
+  client?: ClientAuthentication | undefined;
+  token: string;
+  tokenTypeHint: string;
+}
+
+/** RFC 7662 §2.2. */
+export interface IntrospectTokenResponse {
+  active: boolean;
+  scope: string;
+  clientId: string;
+  /** "Bearer" or "DPoP" for access tokens; "refresh_token" for refresh tokens. */
+  tokenType: string;
+  exp: number;
+  iat: number;
+  sub: string;
+  aud: string;
+  iss: string;
+  jti: string;
+  /** RFC 9449 §6.2: the thumbprint of the key a DPoP-bound token is bound to. */
+  cnfJkt: string;
+}
+
+export interface PushAuthorizationRequest {
+  client?:
+    | ClientAuthentication
+    | undefined;
+  /** The authorization request's parameters (a JSON object of strings). */
+  parametersJson: string;
+}
+
+export interface PushAuthorizationResponse {
+  requestUri: string;
+  expiresIn: number;
+}
+
+export interface TakePushedAuthorizationRequest {
+  requestUri: string;
+  clientId: string;
+}
+
+export interface TakePushedAuthorizationResponse {
+  parametersJson: string;
+}
+
 function createBaseClient(): Client {
   return {
     clientId: "",
@@ -189,6 +296,11 @@ function createBaseClient(): Client {
     grantTypes: [],
     createdAt: undefined,
     suspendedAt: undefined,
+    pkceRequired: false,
+    requirePushedAuthorizationRequests: false,
+    jwksJson: "",
+    postLogoutRedirectUris: [],
+    customConnection: undefined,
   };
 }
 
@@ -217,6 +329,21 @@ export const Client: MessageFns<Client> = {
     }
     if (message.suspendedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.suspendedAt), writer.uint32(66).fork()).join();
+    }
+    if (message.pkceRequired !== false) {
+      writer.uint32(72).bool(message.pkceRequired);
+    }
+    if (message.requirePushedAuthorizationRequests !== false) {
+      writer.uint32(80).bool(message.requirePushedAuthorizationRequests);
+    }
+    if (message.jwksJson !== "") {
+      writer.uint32(90).string(message.jwksJson);
+    }
+    for (const v of message.postLogoutRedirectUris) {
+      writer.uint32(98).string(v!);
+    }
+    if (message.customConnection !== undefined) {
+      CustomConnection.encode(message.customConnection, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -298,6 +425,46 @@ export const Client: MessageFns<Client> = {
             message.suspendedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.pkceRequired = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.requirePushedAuthorizationRequests = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.jwksJson = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.postLogoutRedirectUris.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.customConnection = CustomConnection.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -323,12 +490,110 @@ export const Client: MessageFns<Client> = {
     message.grantTypes = object.grantTypes?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? undefined;
     message.suspendedAt = object.suspendedAt ?? undefined;
+    message.pkceRequired = object.pkceRequired ?? false;
+    message.requirePushedAuthorizationRequests = object.requirePushedAuthorizationRequests ?? false;
+    message.jwksJson = object.jwksJson ?? "";
+    message.postLogoutRedirectUris = object.postLogoutRedirectUris?.map((e) => e) || [];
+    message.customConnection = (object.customConnection !== undefined && object.customConnection !== null)
+      ? CustomConnection.fromPartial(object.customConnection)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCustomConnection(): CustomConnection {
+  return { tenantId: "", userId: "", scopes: [], grantId: "" };
+}
+
+export const CustomConnection: MessageFns<CustomConnection> = {
+  encode(message: CustomConnection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenantId !== "") {
+      writer.uint32(10).string(message.tenantId);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.grantId !== "") {
+      writer.uint32(34).string(message.grantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomConnection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomConnection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.grantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CustomConnection>, I>>(base?: I): CustomConnection {
+    return CustomConnection.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomConnection>, I>>(object: I): CustomConnection {
+    const message = createBaseCustomConnection();
+    message.tenantId = object.tenantId ?? "";
+    message.userId = object.userId ?? "";
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.grantId = object.grantId ?? "";
     return message;
   },
 };
 
 function createBaseClientAuthentication(): ClientAuthentication {
-  return { clientId: "", clientSecret: "", method: "" };
+  return { clientId: "", clientSecret: "", method: "", clientAssertion: "", endpoint: "" };
 }
 
 export const ClientAuthentication: MessageFns<ClientAuthentication> = {
@@ -341,6 +606,12 @@ export const ClientAuthentication: MessageFns<ClientAuthentication> = {
     }
     if (message.method !== "") {
       writer.uint32(26).string(message.method);
+    }
+    if (message.clientAssertion !== "") {
+      writer.uint32(34).string(message.clientAssertion);
+    }
+    if (message.endpoint !== "") {
+      writer.uint32(42).string(message.endpoint);
     }
     return writer;
   },
@@ -382,6 +653,22 @@ export const ClientAuthentication: MessageFns<ClientAuthentication> = {
             message.method = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientAssertion = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -402,6 +689,8 @@ export const ClientAuthentication: MessageFns<ClientAuthentication> = {
     message.clientId = object.clientId ?? "";
     message.clientSecret = object.clientSecret ?? "";
     message.method = object.method ?? "";
+    message.clientAssertion = object.clientAssertion ?? "";
+    message.endpoint = object.endpoint ?? "";
     return message;
   },
 };
@@ -522,7 +811,17 @@ export const TokenSet: MessageFns<TokenSet> = {
 };
 
 function createBaseCreateClientRequest(): CreateClientRequest {
-  return { name: "", redirectUris: [], type: 0 };
+  return {
+    name: "",
+    redirectUris: [],
+    type: 0,
+    tokenEndpointAuthMethod: "",
+    pkceOptional: false,
+    requirePushedAuthorizationRequests: false,
+    jwksJson: "",
+    postLogoutRedirectUris: [],
+    customConnection: undefined,
+  };
 }
 
 export const CreateClientRequest: MessageFns<CreateClientRequest> = {
@@ -535,6 +834,24 @@ export const CreateClientRequest: MessageFns<CreateClientRequest> = {
     }
     if (message.type !== 0) {
       writer.uint32(24).int32(message.type);
+    }
+    if (message.tokenEndpointAuthMethod !== "") {
+      writer.uint32(34).string(message.tokenEndpointAuthMethod);
+    }
+    if (message.pkceOptional !== false) {
+      writer.uint32(40).bool(message.pkceOptional);
+    }
+    if (message.requirePushedAuthorizationRequests !== false) {
+      writer.uint32(48).bool(message.requirePushedAuthorizationRequests);
+    }
+    if (message.jwksJson !== "") {
+      writer.uint32(58).string(message.jwksJson);
+    }
+    for (const v of message.postLogoutRedirectUris) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.customConnection !== undefined) {
+      CustomConnection.encode(message.customConnection, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -576,6 +893,54 @@ export const CreateClientRequest: MessageFns<CreateClientRequest> = {
             message.type = reader.int32() as any;
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tokenEndpointAuthMethod = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.pkceOptional = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.requirePushedAuthorizationRequests = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.jwksJson = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.postLogoutRedirectUris.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.customConnection = CustomConnection.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -596,6 +961,14 @@ export const CreateClientRequest: MessageFns<CreateClientRequest> = {
     message.name = object.name ?? "";
     message.redirectUris = object.redirectUris?.map((e) => e) || [];
     message.type = object.type ?? 0;
+    message.tokenEndpointAuthMethod = object.tokenEndpointAuthMethod ?? "";
+    message.pkceOptional = object.pkceOptional ?? false;
+    message.requirePushedAuthorizationRequests = object.requirePushedAuthorizationRequests ?? false;
+    message.jwksJson = object.jwksJson ?? "";
+    message.postLogoutRedirectUris = object.postLogoutRedirectUris?.map((e) => e) || [];
+    message.customConnection = (object.customConnection !== undefined && object.customConnection !== null)
+      ? CustomConnection.fromPartial(object.customConnection)
+      : undefined;
     return message;
   },
 };
@@ -920,7 +1293,7 @@ export const IssueAuthorizationCodeResponse: MessageFns<IssueAuthorizationCodeRe
 };
 
 function createBaseExchangeAuthorizationCodeRequest(): ExchangeAuthorizationCodeRequest {
-  return { client: undefined, code: "", redirectUri: "", codeVerifier: "" };
+  return { client: undefined, code: "", redirectUri: "", codeVerifier: "", dpopJkt: "" };
 }
 
 export const ExchangeAuthorizationCodeRequest: MessageFns<ExchangeAuthorizationCodeRequest> = {
@@ -936,6 +1309,9 @@ export const ExchangeAuthorizationCodeRequest: MessageFns<ExchangeAuthorizationC
     }
     if (message.codeVerifier !== "") {
       writer.uint32(34).string(message.codeVerifier);
+    }
+    if (message.dpopJkt !== "") {
+      writer.uint32(42).string(message.dpopJkt);
     }
     return writer;
   },
@@ -985,6 +1361,14 @@ export const ExchangeAuthorizationCodeRequest: MessageFns<ExchangeAuthorizationC
             message.codeVerifier = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dpopJkt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1012,6 +1396,7 @@ export const ExchangeAuthorizationCodeRequest: MessageFns<ExchangeAuthorizationC
     message.code = object.code ?? "";
     message.redirectUri = object.redirectUri ?? "";
     message.codeVerifier = object.codeVerifier ?? "";
+    message.dpopJkt = object.dpopJkt ?? "";
     return message;
   },
 };
@@ -1078,7 +1463,7 @@ export const ExchangeAuthorizationCodeResponse: MessageFns<ExchangeAuthorization
 };
 
 function createBaseRefreshAccessTokenRequest(): RefreshAccessTokenRequest {
-  return { client: undefined, refreshToken: "", scopes: [] };
+  return { client: undefined, refreshToken: "", scopes: [], dpopJkt: "" };
 }
 
 export const RefreshAccessTokenRequest: MessageFns<RefreshAccessTokenRequest> = {
@@ -1091,6 +1476,9 @@ export const RefreshAccessTokenRequest: MessageFns<RefreshAccessTokenRequest> = 
     }
     for (const v of message.scopes) {
       writer.uint32(26).string(v!);
+    }
+    if (message.dpopJkt !== "") {
+      writer.uint32(34).string(message.dpopJkt);
     }
     return writer;
   },
@@ -1132,6 +1520,14 @@ export const RefreshAccessTokenRequest: MessageFns<RefreshAccessTokenRequest> = 
             message.scopes.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.dpopJkt = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1154,6 +1550,7 @@ export const RefreshAccessTokenRequest: MessageFns<RefreshAccessTokenRequest> = 
       : undefined;
     message.refreshToken = object.refreshToken ?? "";
     message.scopes = object.scopes?.map((e) => e) || [];
+    message.dpopJkt = object.dpopJkt ?? "";
     return message;
   },
 };
@@ -1941,6 +2338,678 @@ export const RotateSigningKeyResponse: MessageFns<RotateSigningKeyResponse> = {
   },
 };
 
+function createBaseClientCredentialsGrantRequest(): ClientCredentialsGrantRequest {
+  return { client: undefined, scopes: [], dpopJkt: "" };
+}
+
+export const ClientCredentialsGrantRequest: MessageFns<ClientCredentialsGrantRequest> = {
+  encode(message: ClientCredentialsGrantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      ClientAuthentication.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.scopes) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.dpopJkt !== "") {
+      writer.uint32(26).string(message.dpopJkt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientCredentialsGrantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientCredentialsGrantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = ClientAuthentication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dpopJkt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientCredentialsGrantRequest>, I>>(base?: I): ClientCredentialsGrantRequest {
+    return ClientCredentialsGrantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientCredentialsGrantRequest>, I>>(
+    object: I,
+  ): ClientCredentialsGrantRequest {
+    const message = createBaseClientCredentialsGrantRequest();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? ClientAuthentication.fromPartial(object.client)
+      : undefined;
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.dpopJkt = object.dpopJkt ?? "";
+    return message;
+  },
+};
+
+function createBaseClientCredentialsGrantResponse(): ClientCredentialsGrantResponse {
+  return { tokens: undefined };
+}
+
+export const ClientCredentialsGrantResponse: MessageFns<ClientCredentialsGrantResponse> = {
+  encode(message: ClientCredentialsGrantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokens !== undefined) {
+      TokenSet.encode(message.tokens, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClientCredentialsGrantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClientCredentialsGrantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tokens = TokenSet.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClientCredentialsGrantResponse>, I>>(base?: I): ClientCredentialsGrantResponse {
+    return ClientCredentialsGrantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientCredentialsGrantResponse>, I>>(
+    object: I,
+  ): ClientCredentialsGrantResponse {
+    const message = createBaseClientCredentialsGrantResponse();
+    message.tokens = (object.tokens !== undefined && object.tokens !== null)
+      ? TokenSet.fromPartial(object.tokens)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseIntrospectTokenRequest(): IntrospectTokenRequest {
+  return { client: undefined, token: "", tokenTypeHint: "" };
+}
+
+export const IntrospectTokenRequest: MessageFns<IntrospectTokenRequest> = {
+  encode(message: IntrospectTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      ClientAuthentication.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.tokenTypeHint !== "") {
+      writer.uint32(26).string(message.tokenTypeHint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IntrospectTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIntrospectTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = ClientAuthentication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tokenTypeHint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<IntrospectTokenRequest>, I>>(base?: I): IntrospectTokenRequest {
+    return IntrospectTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IntrospectTokenRequest>, I>>(object: I): IntrospectTokenRequest {
+    const message = createBaseIntrospectTokenRequest();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? ClientAuthentication.fromPartial(object.client)
+      : undefined;
+    message.token = object.token ?? "";
+    message.tokenTypeHint = object.tokenTypeHint ?? "";
+    return message;
+  },
+};
+
+function createBaseIntrospectTokenResponse(): IntrospectTokenResponse {
+  return {
+    active: false,
+    scope: "",
+    clientId: "",
+    tokenType: "",
+    exp: 0,
+    iat: 0,
+    sub: "",
+    aud: "",
+    iss: "",
+    jti: "",
+    cnfJkt: "",
+  };
+}
+
+export const IntrospectTokenResponse: MessageFns<IntrospectTokenResponse> = {
+  encode(message: IntrospectTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.active !== false) {
+      writer.uint32(8).bool(message.active);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(26).string(message.clientId);
+    }
+    if (message.tokenType !== "") {
+      writer.uint32(34).string(message.tokenType);
+    }
+    if (message.exp !== 0) {
+      writer.uint32(40).int64(message.exp);
+    }
+    if (message.iat !== 0) {
+      writer.uint32(48).int64(message.iat);
+    }
+    if (message.sub !== "") {
+      writer.uint32(58).string(message.sub);
+    }
+    if (message.aud !== "") {
+      writer.uint32(66).string(message.aud);
+    }
+    if (message.iss !== "") {
+      writer.uint32(74).string(message.iss);
+    }
+    if (message.jti !== "") {
+      writer.uint32(82).string(message.jti);
+    }
+    if (message.cnfJkt !== "") {
+      writer.uint32(90).string(message.cnfJkt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IntrospectTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIntrospectTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.active = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tokenType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exp = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.iat = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sub = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.aud = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.iss = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.cnfJkt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<IntrospectTokenResponse>, I>>(base?: I): IntrospectTokenResponse {
+    return IntrospectTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IntrospectTokenResponse>, I>>(object: I): IntrospectTokenResponse {
+    const message = createBaseIntrospectTokenResponse();
+    message.active = object.active ?? false;
+    message.scope = object.scope ?? "";
+    message.clientId = object.clientId ?? "";
+    message.tokenType = object.tokenType ?? "";
+    message.exp = object.exp ?? 0;
+    message.iat = object.iat ?? 0;
+    message.sub = object.sub ?? "";
+    message.aud = object.aud ?? "";
+    message.iss = object.iss ?? "";
+    message.jti = object.jti ?? "";
+    message.cnfJkt = object.cnfJkt ?? "";
+    return message;
+  },
+};
+
+function createBasePushAuthorizationRequest(): PushAuthorizationRequest {
+  return { client: undefined, parametersJson: "" };
+}
+
+export const PushAuthorizationRequest: MessageFns<PushAuthorizationRequest> = {
+  encode(message: PushAuthorizationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.client !== undefined) {
+      ClientAuthentication.encode(message.client, writer.uint32(10).fork()).join();
+    }
+    if (message.parametersJson !== "") {
+      writer.uint32(18).string(message.parametersJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushAuthorizationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushAuthorizationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.client = ClientAuthentication.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parametersJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PushAuthorizationRequest>, I>>(base?: I): PushAuthorizationRequest {
+    return PushAuthorizationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushAuthorizationRequest>, I>>(object: I): PushAuthorizationRequest {
+    const message = createBasePushAuthorizationRequest();
+    message.client = (object.client !== undefined && object.client !== null)
+      ? ClientAuthentication.fromPartial(object.client)
+      : undefined;
+    message.parametersJson = object.parametersJson ?? "";
+    return message;
+  },
+};
+
+function createBasePushAuthorizationResponse(): PushAuthorizationResponse {
+  return { requestUri: "", expiresIn: 0 };
+}
+
+export const PushAuthorizationResponse: MessageFns<PushAuthorizationResponse> = {
+  encode(message: PushAuthorizationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestUri !== "") {
+      writer.uint32(10).string(message.requestUri);
+    }
+    if (message.expiresIn !== 0) {
+      writer.uint32(16).int64(message.expiresIn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushAuthorizationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushAuthorizationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestUri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.expiresIn = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PushAuthorizationResponse>, I>>(base?: I): PushAuthorizationResponse {
+    return PushAuthorizationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushAuthorizationResponse>, I>>(object: I): PushAuthorizationResponse {
+    const message = createBasePushAuthorizationResponse();
+    message.requestUri = object.requestUri ?? "";
+    message.expiresIn = object.expiresIn ?? 0;
+    return message;
+  },
+};
+
+function createBaseTakePushedAuthorizationRequest(): TakePushedAuthorizationRequest {
+  return { requestUri: "", clientId: "" };
+}
+
+export const TakePushedAuthorizationRequest: MessageFns<TakePushedAuthorizationRequest> = {
+  encode(message: TakePushedAuthorizationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestUri !== "") {
+      writer.uint32(10).string(message.requestUri);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TakePushedAuthorizationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTakePushedAuthorizationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestUri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TakePushedAuthorizationRequest>, I>>(base?: I): TakePushedAuthorizationRequest {
+    return TakePushedAuthorizationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TakePushedAuthorizationRequest>, I>>(
+    object: I,
+  ): TakePushedAuthorizationRequest {
+    const message = createBaseTakePushedAuthorizationRequest();
+    message.requestUri = object.requestUri ?? "";
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseTakePushedAuthorizationResponse(): TakePushedAuthorizationResponse {
+  return { parametersJson: "" };
+}
+
+export const TakePushedAuthorizationResponse: MessageFns<TakePushedAuthorizationResponse> = {
+  encode(message: TakePushedAuthorizationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.parametersJson !== "") {
+      writer.uint32(10).string(message.parametersJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TakePushedAuthorizationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTakePushedAuthorizationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.parametersJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TakePushedAuthorizationResponse>, I>>(base?: I): TakePushedAuthorizationResponse {
+    return TakePushedAuthorizationResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TakePushedAuthorizationResponse>, I>>(
+    object: I,
+  ): TakePushedAuthorizationResponse {
+    const message = createBaseTakePushedAuthorizationResponse();
+    message.parametersJson = object.parametersJson ?? "";
+    return message;
+  },
+};
+
 /**
  * TokenService owns OAuth clients (apps), authorization codes, refresh tokens
  * and the keys that sign access and ID tokens.
@@ -2070,6 +3139,54 @@ export const TokenServiceDefinition = {
       requestType: RotateSigningKeyRequest as typeof RotateSigningKeyRequest,
       requestStream: false,
       responseType: RotateSigningKeyResponse as typeof RotateSigningKeyResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * grant_type=client_credentials (RFC 6749 §4.4) for a custom connection:
+     * a client bound to one organisation and one user. No refresh token.
+     */
+    clientCredentialsGrant: {
+      name: "ClientCredentialsGrant",
+      requestType: ClientCredentialsGrantRequest as typeof ClientCredentialsGrantRequest,
+      requestStream: false,
+      responseType: ClientCredentialsGrantResponse as typeof ClientCredentialsGrantResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * RFC 7662: what a token of the calling client is. Anything else (another
+     * client's, unknown, expired, revoked) is only active=false.
+     */
+    introspectToken: {
+      name: "IntrospectToken",
+      requestType: IntrospectTokenRequest as typeof IntrospectTokenRequest,
+      requestStream: false,
+      responseType: IntrospectTokenResponse as typeof IntrospectTokenResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * RFC 9126: stores an authorization request pushed by an authenticated
+     * client, for 60 s, under a one-time request_uri.
+     */
+    pushAuthorization: {
+      name: "PushAuthorization",
+      requestType: PushAuthorizationRequest as typeof PushAuthorizationRequest,
+      requestStream: false,
+      responseType: PushAuthorizationResponse as typeof PushAuthorizationResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * The pushed request for a request_uri, once (the edge's /authorize).
+     * NOT_FOUND when unknown, used, expired, or of another client.
+     */
+    takePushedAuthorization: {
+      name: "TakePushedAuthorization",
+      requestType: TakePushedAuthorizationRequest as typeof TakePushedAuthorizationRequest,
+      requestStream: false,
+      responseType: TakePushedAuthorizationResponse as typeof TakePushedAuthorizationResponse,
       responseStream: false,
       options: {},
     },
@@ -2231,6 +3348,68 @@ export const TokenServiceService = {
       Buffer.from(RotateSigningKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateSigningKeyResponse => RotateSigningKeyResponse.decode(value),
   },
+  /**
+   * grant_type=client_credentials (RFC 6749 §4.4) for a custom connection:
+   * a client bound to one organisation and one user. No refresh token.
+   */
+  clientCredentialsGrant: {
+    path: "/token.v1.TokenService/ClientCredentialsGrant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClientCredentialsGrantRequest): Buffer =>
+      Buffer.from(ClientCredentialsGrantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClientCredentialsGrantRequest => ClientCredentialsGrantRequest.decode(value),
+    responseSerialize: (value: ClientCredentialsGrantResponse): Buffer =>
+      Buffer.from(ClientCredentialsGrantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClientCredentialsGrantResponse =>
+      ClientCredentialsGrantResponse.decode(value),
+  },
+  /**
+   * RFC 7662: what a token of the calling client is. Anything else (another
+   * client's, unknown, expired, revoked) is only active=false.
+   */
+  introspectToken: {
+    path: "/token.v1.TokenService/IntrospectToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IntrospectTokenRequest): Buffer =>
+      Buffer.from(IntrospectTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IntrospectTokenRequest => IntrospectTokenRequest.decode(value),
+    responseSerialize: (value: IntrospectTokenResponse): Buffer =>
+      Buffer.from(IntrospectTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IntrospectTokenResponse => IntrospectTokenResponse.decode(value),
+  },
+  /**
+   * RFC 9126: stores an authorization request pushed by an authenticated
+   * client, for 60 s, under a one-time request_uri.
+   */
+  pushAuthorization: {
+    path: "/token.v1.TokenService/PushAuthorization" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PushAuthorizationRequest): Buffer =>
+      Buffer.from(PushAuthorizationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushAuthorizationRequest => PushAuthorizationRequest.decode(value),
+    responseSerialize: (value: PushAuthorizationResponse): Buffer =>
+      Buffer.from(PushAuthorizationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PushAuthorizationResponse => PushAuthorizationResponse.decode(value),
+  },
+  /**
+   * The pushed request for a request_uri, once (the edge's /authorize).
+   * NOT_FOUND when unknown, used, expired, or of another client.
+   */
+  takePushedAuthorization: {
+    path: "/token.v1.TokenService/TakePushedAuthorization" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TakePushedAuthorizationRequest): Buffer =>
+      Buffer.from(TakePushedAuthorizationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TakePushedAuthorizationRequest => TakePushedAuthorizationRequest.decode(value),
+    responseSerialize: (value: TakePushedAuthorizationResponse): Buffer =>
+      Buffer.from(TakePushedAuthorizationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TakePushedAuthorizationResponse =>
+      TakePushedAuthorizationResponse.decode(value),
+  },
 } as const;
 
 export interface TokenServiceServer extends UntypedServiceImplementation {
@@ -2276,6 +3455,26 @@ export interface TokenServiceServer extends UntypedServiceImplementation {
    * tokens have expired (publishes signing_key.rotated).
    */
   rotateSigningKey: handleUnaryCall<RotateSigningKeyRequest, RotateSigningKeyResponse>;
+  /**
+   * grant_type=client_credentials (RFC 6749 §4.4) for a custom connection:
+   * a client bound to one organisation and one user. No refresh token.
+   */
+  clientCredentialsGrant: handleUnaryCall<ClientCredentialsGrantRequest, ClientCredentialsGrantResponse>;
+  /**
+   * RFC 7662: what a token of the calling client is. Anything else (another
+   * client's, unknown, expired, revoked) is only active=false.
+   */
+  introspectToken: handleUnaryCall<IntrospectTokenRequest, IntrospectTokenResponse>;
+  /**
+   * RFC 9126: stores an authorization request pushed by an authenticated
+   * client, for 60 s, under a one-time request_uri.
+   */
+  pushAuthorization: handleUnaryCall<PushAuthorizationRequest, PushAuthorizationResponse>;
+  /**
+   * The pushed request for a request_uri, once (the edge's /authorize).
+   * NOT_FOUND when unknown, used, expired, or of another client.
+   */
+  takePushedAuthorization: handleUnaryCall<TakePushedAuthorizationRequest, TakePushedAuthorizationResponse>;
 }
 
 export interface TokenServiceClient extends Client1 {
@@ -2474,6 +3673,82 @@ export interface TokenServiceClient extends Client1 {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * grant_type=client_credentials (RFC 6749 §4.4) for a custom connection:
+   * a client bound to one organisation and one user. No refresh token.
+   */
+  clientCredentialsGrant(
+    request: ClientCredentialsGrantRequest,
+    callback: (error: ServiceError | null, response: ClientCredentialsGrantResponse) => void,
+  ): ClientUnaryCall;
+  clientCredentialsGrant(
+    request: ClientCredentialsGrantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClientCredentialsGrantResponse) => void,
+  ): ClientUnaryCall;
+  clientCredentialsGrant(
+    request: ClientCredentialsGrantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClientCredentialsGrantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RFC 7662: what a token of the calling client is. Anything else (another
+   * client's, unknown, expired, revoked) is only active=false.
+   */
+  introspectToken(
+    request: IntrospectTokenRequest,
+    callback: (error: ServiceError | null, response: IntrospectTokenResponse) => void,
+  ): ClientUnaryCall;
+  introspectToken(
+    request: IntrospectTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IntrospectTokenResponse) => void,
+  ): ClientUnaryCall;
+  introspectToken(
+    request: IntrospectTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IntrospectTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RFC 9126: stores an authorization request pushed by an authenticated
+   * client, for 60 s, under a one-time request_uri.
+   */
+  pushAuthorization(
+    request: PushAuthorizationRequest,
+    callback: (error: ServiceError | null, response: PushAuthorizationResponse) => void,
+  ): ClientUnaryCall;
+  pushAuthorization(
+    request: PushAuthorizationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PushAuthorizationResponse) => void,
+  ): ClientUnaryCall;
+  pushAuthorization(
+    request: PushAuthorizationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PushAuthorizationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The pushed request for a request_uri, once (the edge's /authorize).
+   * NOT_FOUND when unknown, used, expired, or of another client.
+   */
+  takePushedAuthorization(
+    request: TakePushedAuthorizationRequest,
+    callback: (error: ServiceError | null, response: TakePushedAuthorizationResponse) => void,
+  ): ClientUnaryCall;
+  takePushedAuthorization(
+    request: TakePushedAuthorizationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TakePushedAuthorizationResponse) => void,
+  ): ClientUnaryCall;
+  takePushedAuthorization(
+    request: TakePushedAuthorizationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TakePushedAuthorizationResponse) => void,
   ): ClientUnaryCall;
 }
 
