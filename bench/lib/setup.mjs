@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import * as oidc from 'openid-client';
 
 const ROLE_ADVISER = 1; // identity.v1 Role
-const SCOPE = 'openid profile email offline_access accounting.settings accounting.contacts';
-const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
+export const SCOPE = 'openid profile email offline_access accounting.settings accounting.contacts';
+export const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
 
 /**
  * Starts the platform with its data under a fresh temporary directory (removed

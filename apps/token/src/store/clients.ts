@@ -61,8 +61,14 @@ export class ClientStore {
     await this.clients.updateOne({ _id: clientId }, { $set: { customConnection } });
   }
 
+  /**
+   * New client_ids are 32 upper-case hex characters, but any printable id up
+   * to 200 characters is looked up (an imported client's id may hold "+", "%",
+   * ":", spaces or non-ASCII: RFC 6749 §2.3.1 encodes them in Basic).
+   */
   find(clientId: string): Promise<ClientDoc | null> {
-    if (!/^[0-9A-F]{32}$/.test(clientId)) return Promise.resolve(null);
+    // eslint-disable-next-line no-control-regex
+    if (clientId.length < 1 || clientId.length > 200 || /[\u0000-\u001f\u007f]/.test(clientId)) return Promise.resolve(null);
     return this.clients.findOne({ _id: clientId });
   }
 }
