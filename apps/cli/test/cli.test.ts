@@ -1,7 +1,11 @@
 import { createClient, loadTls } from '@ledgerly/chassis';
-import { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
+import { IdentityServiceDefinition, Role } from '@ledgerly/proto/identity/v1/identity';
 import { startTestPlatform, type TestPlatform } from '@ledgerly/testkit';
+import { exportJWK, generateKeyPair } from 'jose';
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +104,44 @@ describe('admin CLI', () => {
     const pub = JSON.parse((await cli(['client', 'create', '--name', 'Mobile', '--redirect-uri', 'com.example.app:/cb', '--public'])).stdout) as Record<string, unknown>;
     expect(pub).toMatchObject({ type: 'public', token_endpoint_auth_method: 'none' });
     expect(pub).not.toHaveProperty('client_secret');
+  });
+
+  it('registers the authorization-server options: PKCE optional, private_key_jwt with a JWK Set file, PAR required, logout URIs, a custom connection; and rotates the signing key', async () => {
+    const optional = JSON.parse((await cli(['client', 'create', '--name', 'Xero SDK App', '--redirect-uri', 'https://sdk.example/cb', '--pkce', 'optional', '--require-par', '--post-logout-redirect-uri', 'https://sdk.example/bye'])).stdout) as Record<string, unknown>;
+    expect(optional).toMatchObject({ pkce: 'optional', require_pushed_authorization_requests: true, post_logout_redirect_uris: ['https://sdk.example/bye'] });
+    // A public client can never have PKCE optional.
+    expect((await cli(['client', 'create', '--name', 'M', '--redirect-uri', 'com.example.app:/cb', '--public', '--pkce', 'optional'])).code).toBe(1);
+
+    const { publicKey } = await generateKeyPair('ES256');
+    const jwksFile = join(mkdtempSync(join(tmpdir(), 'cli-jwks-')), 'jwks.json');
+    writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] }));
+    const pkjwt = await cli(['client', 'create', '--name', 'Signed App', '--redirect-uri', 'https://signed.example/cb', '--auth-method', 'private_key_jwt', '--jwks', jwksFile]);
+    expect(pkjwt.code).toBe(0);
+    const signed = JSON.parse(pkjwt.stdout) as Record<string, unknown>;
+    expect(signed).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt' });
+    expect(signed).not.toHaveProperty('client_secret');
+
+    const identity = createClient(IdentityServiceDefinition, t.platform.addresses.identity, { tls: loadTls(t.platform.operator) });
+    try {
+      const { user } = await identity.createUser({ email: `cc-${Date.now()}@example.com`, password: 'long enough pw', name: 'Integrator' });
+      const { organisation } = await identity.createOrganisation({ name: `Custom Co ${Date.now()}` });
+      await identity.addMembership({ organisationId: organisation!.id, userId: user!.id, role: Role.ROLE_STANDARD });
+      const custom = await cli(['client', 'create', '--name', 'Nightly Sync', '--custom-connection-org', organisation!.id, '--custom-connection-user', user!.id, '--scope', 'accounting.contacts.read']);
+      expect(custom.code).toBe(0);
+      expect(JSON.parse(custom.stdout)).toMatchObject({ grant_types: ['client_credentials'], custom_connection: { tenant_id: organisation!.id, user_id: user!.id, scope: 'accounting.contacts.read' }, client_secret: expect.any(String) });
+      // Not a member: refused.
+      const stranger = await cli(['client', 'create', '--name', 'Nope', '--custom-connection-org', randomUUID(), '--custom-connection-user', user!.id, '--scope', 'accounting.contacts.read']);
+      expect(stranger.code).toBe(1);
+    } finally {
+      identity.close();
+    }
+
+    const rotated = await cli(['key', 'rotate']);
+    expect(rotated.code).toBe(0);
+    const { key_id, still_published } = JSON.parse(rotated.stdout) as { key_id: string; still_published: string[] };
+    const jwks = (await (await fetch(new URL('/.well-known/jwks.json', t.issuer))).json()) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([key_id, ...still_published]));
+    expect(still_published.length).toBeGreaterThanOrEqual(1);
   });
 
   it('exits 1 with a clear message when the service refuses', async () => {

@@ -13,7 +13,10 @@ import { TokenIssuer, type Authorization } from '../src/domain/token-issuer.js';
 import { CodeStore, type CodeDoc } from '../src/store/codes.js';
 import { RefreshTokenStore, type RefreshTokenDoc } from '../src/store/refresh-tokens.js';
 import { RevokedTokenStore } from '../src/store/revoked-tokens.js';
+import { OneTimeStore } from '../src/store/one-time.js';
+import { PushedRequestStore } from '../src/store/pushed-requests.js';
 import { SigningKeyStore } from '../src/store/signing-keys.js';
+import { TokenFamilyStore } from '../src/store/token-families.js';
 
 const logger = createLogger({ service: 'token-test', level: 'error' });
 const MAX_LIFETIME_MS = 35 * 60_000;
@@ -428,4 +431,48 @@ describe('TokenIssuer and AccessTokenVerifier', () => {
   function issuerOf(c = config) {
     return new TokenIssuer(c, keys, refreshTokens, identity);
   }
+});
+
+describe('what expires is swept: nothing grows without bound', () => {
+  it('OneTimeStore (private_key_jwt jti): first use wins once, even when 10 race; a replay is refused until swept after expiry', async () => {
+    const seen = new OneTimeStore(db, `assertion_ids_${Date.now()}`);
+    const key = randomUUID();
+    const results = await Promise.all(Array.from({ length: 10 }, () => seen.firstUse(key, new Date(Date.now() + 60_000))));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await seen.firstUse(key, new Date(Date.now() + 60_000))).toBe(false);
+    const old = randomUUID();
+    await seen.firstUse(old, new Date(Date.now() - 1000));
+    expect(await seen.sweepExpired()).toBe(1);
+    expect(await seen.firstUse(key, new Date(Date.now() + 60_000))).toBe(false);
+  });
+
+  it('PushedRequestStore: a request is taken once, only by its client, and expired ones are swept', async () => {
+    const store = new PushedRequestStore(db);
+    const live = { _id: sha256(randomSecret()), clientId: 'A'.repeat(32), parameters: { scope: 'openid' }, expiresAt: new Date(Date.now() + 60_000) };
+    const gone = { _id: sha256(randomSecret()), clientId: 'A'.repeat(32), parameters: {}, expiresAt: new Date(Date.now() - 1000) };
+    await store.insert(live);
+    await store.insert(gone);
+    expect(await store.take(live._id, 'B'.repeat(32))).toBeNull();
+    expect(await store.sweepExpired()).toBeGreaterThanOrEqual(1);
+    expect(await db.collection('pushed_authorization_requests').countDocuments({ _id: { $in: [live._id, gone._id] } as never })).toBe(1);
+    expect(await store.take(live._id, 'A'.repeat(32))).toEqual({ scope: 'openid' });
+    expect(await store.take(live._id, 'A'.repeat(32))).toBeNull();
+  });
+
+  it('TokenFamilyStore: a revoked family refuses new tokens, prunes expired access tokens, and is swept once its refresh tokens could have expired', async () => {
+    const store = new TokenFamilyStore(db);
+    const family = { _id: randomUUID(), clientId: 'A'.repeat(32), userId: randomUUID(), grantId: randomUUID(), expiresAt: new Date(Date.now() + 60_000) };
+    expect(await store.addAccessToken(family, { jti: 'old', exp: new Date(Date.now() - 1000) })).toBe(true);
+    expect(await store.addAccessToken(family, { jti: 'new', exp: new Date(Date.now() + 60_000) })).toBe(true);
+    expect((await store.find(family._id))!.accessTokens.map((t) => t.jti)).toEqual(['new']);
+    expect((await store.revoke(family, new Date()))!.accessTokens.map((t) => t.jti)).toEqual(['new']);
+    expect(await store.revoke(family, new Date())).toBeNull();
+    expect(await store.addAccessToken(family, { jti: 'late', exp: new Date(Date.now() + 60_000) })).toBe(false);
+    const ended = { ...family, _id: randomUUID(), expiresAt: new Date(Date.now() - 1000) };
+    // A replay that comes before anything was issued leaves a tombstone.
+    expect(await store.revoke(ended, new Date())).toMatchObject({ accessTokens: [] });
+    expect(await store.sweepExpired()).toBeGreaterThanOrEqual(1);
+    expect(await store.find(ended._id)).toBeNull();
+    expect(await store.find(family._id)).not.toBeNull();
+  });
 });
