@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * The authorization server's flows driven by openid-client (the certified
  * relying-party library nobody here wrote), beside the oauth4webapi suite:
- * client_secret_post, private_key_jwt, PAR, DPoP, client_credentials,
- * introspection, revocation, userinfo and RP-initiated logout.
+ * client_secret_basic and _post, private_key_jwt, PAR, DPoP, client_credentials,
+ * PKCE optional, "Sign in with", refresh rotation and reuse, introspection,
+ * revocation, userinfo and RP-initiated logout.
  */
 let t: TestPlatform;
 let s: Seed;
@@ -127,6 +128,36 @@ describe('with openid-client', () => {
     const { privateKey: stranger } = await oidc.randomDPoPKeyPair('ES256');
     const impostor = await configFor(client.clientId, { token_endpoint_auth_method: 'private_key_jwt' }, oidc.PrivateKeyJwt({ key: stranger, kid: 'k1' }));
     expect(await oauthError(oidc.clientCredentialsGrant(impostor))).toEqual({ status: 401, error: 'invalid_client' });
+  });
+
+  it('"Sign in with" (openid profile email, client_secret_basic): an ID token and userinfo, no organisations, no refresh token', async () => {
+    const client = await registerClient(t.grpc);
+    const config = await configFor(client.clientId, client.clientSecret);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'openid profile email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', nonce });
+    const { consentPage, callback } = await authorizeInteractively(new UserAgent(), url, { ...person(), organisations: [] });
+    expect(consentPage).not.toContain('name="organisation"');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedNonce: nonce });
+    expect(tokens.refresh_token).toBeUndefined();
+    expect(tokens.claims()).toMatchObject({ sub: s.user.id, name: s.user.name, email: s.user.email, nonce });
+    expect(await oidc.fetchUserInfo(config, tokens.access_token, s.user.id)).toMatchObject({ sub: s.user.id, email: s.user.email });
+    const connections = await oidc.fetchProtectedResource(config, tokens.access_token, new URL('/connections', t.issuer), 'GET');
+    expect(await connections.json()).toEqual([]);
+  });
+
+  it('PKCE optional (as xero-node sends none), state checked; then a replayed refresh token ends the grant', async () => {
+    const client = await registerClient(t.grpc, { pkceOptional: true });
+    const config = await configFor(client.clientId, client.clientSecret);
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: client.redirectUri, scope: 'offline_access accounting.contacts', state });
+    const { callback } = await authorizeInteractively(new UserAgent(), url, person());
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { expectedState: state });
+    const rotated = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    expect(await oauthError(oidc.refreshTokenGrant(config, tokens.refresh_token!))).toEqual({ status: 400, error: 'invalid_grant' });
+    expect(await oauthError(oidc.refreshTokenGrant(config, rotated.refresh_token!))).toEqual({ status: 400, error: 'invalid_grant' });
+    await expect.poll(() => status(oidc.fetchProtectedResource(config, rotated.access_token, new URL('/connections', t.issuer), 'GET')), { timeout: 5000 }).toBe(401);
   });
 
   it('RP-initiated logout with buildEndSessionUrl', async () => {
