@@ -474,5 +474,10 @@ describe('what expires is swept: nothing grows without bound', () => {
     expect(await store.sweepExpired()).toBeGreaterThanOrEqual(1);
     expect(await store.find(ended._id)).toBeNull();
     expect(await store.find(family._id)).not.toBeNull();
+    // Of ten racing revocations (a replayed code sent ten times), one gets the tokens to revoke.
+    const raced = { ...family, _id: randomUUID() };
+    await store.addAccessToken(raced, { jti: 'a', exp: new Date(Date.now() + 60_000) });
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.revoke(raced, new Date())));
+    expect(results.filter((r) => r !== null).map((r) => r!.accessTokens.map((t) => t.jti))).toEqual([['a']]);
   });
 });

@@ -25,10 +25,9 @@ export class PushedRequestStore {
   /** Takes the request once: it is deleted as it is read. Null when unknown, used, expired, or another client's. */
   take(hash: string, clientId: string): Promise<Record<string, string> | null> {
     return this.writer.run(hash, async () => {
-      const doc = await this.requests.findOne({ _id: hash });
-      if (!doc || doc.clientId !== clientId) return null;
-      await this.requests.deleteOne({ _id: hash });
-      return doc.expiresAt > new Date() ? doc.parameters : null;
+      // Atomic on MongoDB across instances: only one taker gets the document.
+      const doc = await this.requests.findOneAndDelete({ _id: hash, clientId });
+      return doc && doc.expiresAt > new Date() ? doc.parameters : null;
     });
   }
 

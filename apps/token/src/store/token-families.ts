@@ -1,4 +1,4 @@
-import { SingleWriter } from '@ledgerly/chassis';
+import { isDuplicateKeyError, SingleWriter } from '@ledgerly/chassis';
 import type { Collection, Db } from 'mongodb';
 
 /**
@@ -33,14 +33,28 @@ export class TokenFamilyStore {
    */
   addAccessToken(family: Omit<TokenFamilyDoc, 'accessTokens' | 'revokedAt'>, token: { jti: string; exp: Date }): Promise<boolean> {
     return this.writer.run(family._id, async () => {
-      const existing = await this.families.findOne({ _id: family._id });
-      if (!existing) {
-        await this.families.insertOne({ ...family, accessTokens: [token], revokedAt: null });
-        return true;
+      // One atomic update (on MongoDB across instances): append to a family
+      // that is not revoked, or create it. A revoked family does not match
+      // the filter, so the upsert collides with its _id: refused.
+      try {
+        await this.families.updateOne(
+          { _id: family._id, revokedAt: null },
+          { $push: { accessTokens: token }, $set: { expiresAt: family.expiresAt }, $setOnInsert: { clientId: family.clientId, userId: family.userId, grantId: family.grantId } },
+          { upsert: true },
+        );
+      } catch (err) {
+        if (isDuplicateKeyError(err)) return false;
+        throw err;
       }
-      const live = existing.accessTokens.filter((t) => t.exp > new Date());
-      await this.families.updateOne({ _id: family._id }, { $set: { accessTokens: [...live, token], expiresAt: family.expiresAt } });
-      return !existing.revokedAt;
+      // Tokens that have expired need no revoking: keep the list short. Each
+      // is pulled by its whole value (all FerretDB 1.x supports), so a token
+      // appended meanwhile by another instance is never lost.
+      const now = new Date();
+      const doc = await this.families.findOne({ _id: family._id });
+      for (const expired of doc?.accessTokens.filter((t) => t.exp <= now) ?? []) {
+        await this.families.updateOne({ _id: family._id }, { $pull: { accessTokens: { jti: expired.jti, exp: expired.exp } } });
+      }
+      return true;
     });
   }
 
@@ -55,14 +69,19 @@ export class TokenFamilyStore {
    */
   revoke(family: Omit<TokenFamilyDoc, 'accessTokens' | 'revokedAt'>, at: Date): Promise<TokenFamilyDoc | null> {
     return this.writer.run(family._id, async () => {
-      const existing = await this.families.findOne({ _id: family._id });
-      if (existing?.revokedAt) return null;
-      if (!existing) {
-        await this.families.insertOne({ ...family, accessTokens: [], revokedAt: at });
-        return { ...family, accessTokens: [], revokedAt: null };
+      try {
+        const before = await this.families.findOneAndUpdate(
+          { _id: family._id, revokedAt: null },
+          { $set: { revokedAt: at }, $setOnInsert: { clientId: family.clientId, userId: family.userId, grantId: family.grantId, expiresAt: family.expiresAt, accessTokens: [] } },
+          { upsert: true, returnDocument: 'before' },
+        );
+        // Null: nothing was issued in it yet; the tombstone now refuses what comes.
+        return before ?? { ...family, accessTokens: [], revokedAt: null };
+      } catch (err) {
+        // Revoked already: the filter missed and the upsert collided with it.
+        if (isDuplicateKeyError(err)) return null;
+        throw err;
       }
-      await this.families.updateOne({ _id: family._id }, { $set: { revokedAt: at } });
-      return existing;
     });
   }
 
