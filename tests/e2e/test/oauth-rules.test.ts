@@ -207,6 +207,22 @@ describe('authorization_code with PKCE', () => {
     expect(await oauthError(token(t, s.client, { grant_type: 'refresh_token', refresh_token: first.refresh_token! }))).toEqual({ status: 400, error: 'invalid_grant' });
   });
 
+  it('lets at most one of ten concurrent redemptions of a code get tokens; the nine replays get 400 invalid_grant and revoke what it gave', async () => {
+    const c = await code(t, s, s.client);
+    const exchanges = await Promise.all(Array.from({ length: 10 }, () => exchange(t, s.client, c)));
+    // A replay may land before the winner's tokens are minted, and then nobody gets any.
+    const statuses = exchanges.map((r) => r.status).sort();
+    expect(statuses.slice(1)).toEqual(Array(9).fill(400));
+    expect([200, 400]).toContain(statuses[0]);
+    for (const loser of exchanges.filter((r) => r.status !== 200)) expect(await oauthError(loser)).toEqual({ status: 400, error: 'invalid_grant' });
+    const won = exchanges.find((r) => r.status === 200);
+    if (won) {
+      const winner = (await won.json()) as Tokens;
+      await expect.poll(async () => (await api(t, winner.access_token)).status, { timeout: 5000 }).toBe(401);
+      expect(await oauthError(token(t, s.client, { grant_type: 'refresh_token', refresh_token: winner.refresh_token! }))).toEqual({ status: 400, error: 'invalid_grant' });
+    }
+  });
+
   it('requires the token request redirect_uri to be the authorization request one (RFC 6749 §4.1.3)', async () => {
     expect(await oauthError(exchange(t, s.client, await code(t, s, s.client), { redirect_uri: `${s.client.redirectUri}/` }))).toEqual({ status: 400, error: 'invalid_grant' });
     const missing = await token(t, s.client, { grant_type: 'authorization_code', code: await code(t, s, s.client), code_verifier: verifier });
