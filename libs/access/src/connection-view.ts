@@ -94,11 +94,20 @@ export class ConnectionView {
       const at = (revokedAt ?? event.occurredAt ?? new Date(this.now())).getTime();
       this.tombstones.set(connectionId, at);
       const key = connectionKey(userId, clientId, tenantId);
-      if (this.live.get(key) === connectionId) this.live.delete(key);
-      this.absent.set(key, at);
+      // Whatever is cached for the key is asked again: it may be this
+      // connection, or one that a grant revocation ended without a
+      // connection event of its own. "Absent" only when this was the one.
+      const cached = this.live.get(key);
+      this.live.delete(key);
+      if (cached === undefined || cached === connectionId) this.absent.set(key, at);
     } else if (payload?.$case === 'connectionCreated') {
-      const key = connectionKey(payload.value.userId, payload.value.clientId, payload.value.tenantId);
+      const { connectionId, userId, clientId, tenantId } = payload.value;
+      const key = connectionKey(userId, clientId, tenantId);
       this.absent.delete(key);
+      // The new connection supersedes any cached one (an older connection of
+      // the key can only have ended, e.g. with its grant).
+      if (connectionId && this.tombstones.get(connectionId) === undefined) this.live.set(key, connectionId);
+      else this.live.delete(key);
       this.epochs.set(key, (this.epochs.get(key) ?? 0) + 1);
     }
   }

@@ -80,7 +80,25 @@ describe('ConnectionView', () => {
       Event.fromPartial({ id: 'e2', payload: { $case: 'connectionCreated', value: { connectionId: 'c2', userId: 'u1', clientId: 'C1', tenantId: 'T1' } } }),
     );
     expect(await v.status(claims(NOW), 'T1')).toBe('live');
-    expect(calls).toHaveLength(2);
+    // The event itself says which connection is live: no second look-up.
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a new connection supersedes a cached one that ended with its grant, so revoking the new one refuses at once', async () => {
+    // c1 ended when its grant was revoked (grant.revoked: no connection event); the user consented again (c2).
+    const { v } = view([{ connectionId: 'c1', lastRevokedAt: undefined }, { connectionId: undefined, lastRevokedAt: NOW + 20 }]);
+    expect(await v.status(claims(NOW), 'T1')).toBe('live');
+    const created = (id: string) => Event.fromPartial({ id: `e-${id}`, payload: { $case: 'connectionCreated', value: { connectionId: id, userId: 'u1', clientId: 'C1', tenantId: 'T1' } } });
+    v.apply(created('c2'));
+    expect(await v.status(claims(NOW + 10), 'T1')).toBe('live');
+    v.apply(revoked('c2', NOW + 20));
+    expect(await v.status(claims(NOW + 10), 'T1')).toBe('revoked');
+    // A late revocation of an older connection never refuses a newer live one: it is asked again.
+    const { v: v2, calls } = view([{ connectionId: 'c3', lastRevokedAt: undefined }]);
+    v2.apply(created('c3'));
+    v2.apply(revoked('c1', NOW - 5));
+    expect(await v2.status(claims(NOW), 'T1')).toBe('live');
+    expect(calls).toHaveLength(1);
   });
 
   it('re-checks a live answer after its TTL, and forgets tombstones once no token they affect can be valid', async () => {

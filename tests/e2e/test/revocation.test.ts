@@ -73,6 +73,21 @@ describe('revocation everywhere', () => {
     expect((await edge(again.access_token, s)).status).toBe(200);
   });
 
+  it('a connection opened after a grant revocation is disconnected at once too (the view never keeps the grant\'s old connection)', async () => {
+    const { s, tokens } = await connected();
+    // The app revokes its refresh token: the grant ends, and with it its connection (no connection event of its own).
+    await t.grpc.consent.revokeGrant({ userId: s.user.id, clientId: s.client.clientId });
+    await refusedEverywhere(tokens.access_token, s, 'grant_revoked');
+    const again = await connectApp(t.issuer, s, { scope: SCOPE, organisations: [s.organisations[0].id] });
+    expect((await edge(again.access_token, s)).status).toBe(200);
+    expect(await accounting(again.access_token, s)).toBe('OK');
+    const [connection] = (await (await fetch(new URL('/connections', t.issuer), { headers: { authorization: `Bearer ${again.access_token}` } })).json()) as Array<{ id: string }>;
+    const del = await fetch(new URL(`/connections/${connection!.id}`, t.issuer), { method: 'DELETE', headers: { authorization: `Bearer ${again.access_token}` } });
+    expect(del.status).toBe(204);
+    await eventually(async () => (await edge(again.access_token, s)).status === 401, 1000, 5);
+    await eventually(async () => (await accounting(again.access_token, s)) !== 'OK', 1000, 5);
+  });
+
   it('client.suspended: the kill switch refuses every token of the app, and no new one is issued until reinstated', async () => {
     const { s, tokens } = await connected();
     const { client } = await t.grpc.token.suspendClient({ clientId: s.client.clientId });
