@@ -446,6 +446,11 @@ describe('redirect URIs', () => {
     const other = await fetch(authorizeUrl(t, { ...loopback, redirectUri: 'http://127.0.0.1:51234/cb' }), { redirect: 'manual' });
     expect(other.status).toBe(302);
     expect(other.headers.get('location')).toMatch(/^\/login\?flow=/);
+    // And all the way: consent sends the browser back to that port, and the code is redeemed with it.
+    const onPort = { ...loopback, redirectUri: 'http://127.0.0.1:51234/cb' };
+    const cb = await callback(t, s, onPort);
+    expect(`${cb.origin}${cb.pathname}`).toBe('http://127.0.0.1:51234/cb');
+    expect((await exchange(t, onPort, cb.searchParams.get('code')!)).status).toBe(200);
     await errorPage(authorizeUrl(t, { ...loopback, redirectUri: 'http://127.0.0.1:51234/other' }), /redirect_uri mismatch/);
     const named = await registerClient(t.grpc, { redirectUris: ['http://localhost:7000/cb'] });
     await errorPage(authorizeUrl(t, { ...named, redirectUri: 'http://localhost:51234/cb' }), /redirect_uri mismatch/);

@@ -1,4 +1,4 @@
-import { needsOrganisation, roleName, SCOPES } from '@ledgerly/access';
+import { isRegisteredRedirectUri, needsOrganisation, roleName, SCOPES } from '@ledgerly/access';
 import { isRemoteError, Status } from '@ledgerly/chassis';
 import { FlowState, type Flow } from '@ledgerly/proto/consent/v1/consent';
 import type { Context, Middleware } from 'koa';
@@ -30,6 +30,8 @@ export function submitConsent(deps: EdgeDeps): Middleware {
     };
     const flow = await loadFlow(deps, ctx, one('flow'));
     if (redirectForState(ctx, flow, FlowState.FLOW_STATE_CONSENT_REQUIRED)) return;
+    // Checked before anything is recorded: an app that has since lost its redirect URI gets no consent.
+    const back = await sendBackTo(deps, flow);
     const decision = one('decision');
     const common = { flowId: flow.id, browserBinding: existingBrowserBinding(ctx), csrfToken: one('csrf') };
     if (decision === 'deny') {
@@ -38,7 +40,7 @@ export function submitConsent(deps: EdgeDeps): Middleware {
       } catch (err) {
         throw flowPageError(err);
       }
-      await sendBack(deps, ctx, flow, { error: 'access_denied', error_description: 'The user denied the request' });
+      back(ctx, { error: 'access_denied', error_description: 'The user denied the request' });
       return;
     }
     if (decision !== 'allow') throw new PageError(400, 'This request is not valid', 'Choose Allow or Deny.');
@@ -56,18 +58,21 @@ export function submitConsent(deps: EdgeDeps): Middleware {
       throw flowPageError(err);
     }
     const { code } = await deps.token.issueAuthorizationCode({ flowId: flow.id });
-    await sendBack(deps, ctx, flow, { code });
+    back(ctx, { code });
   };
 }
 
-/** Back to the app, at the redirect URI checked at /authorize (and checked again here). */
-async function sendBack(deps: EdgeDeps, ctx: Context, flow: Flow, params: Record<string, string>): Promise<void> {
+/**
+ * Back to the app, at the redirect URI checked at /authorize and checked
+ * again here (exact, or a loopback port: isRegisteredRedirectUri).
+ */
+async function sendBackTo(deps: EdgeDeps, flow: Flow): Promise<(ctx: Context, params: Record<string, string>) => void> {
   const request = flow.request!;
   const client = await deps.clients.find(request.clientId);
-  if (!client || !client.redirectUris.includes(request.redirectUri)) {
+  if (!client || !isRegisteredRedirectUri(client.redirectUris, request.redirectUri)) {
     throw new PageError(400, 'Unknown app', 'The app is no longer registered.');
   }
-  redirectToClient(ctx, request.redirectUri, deps.config.issuer, { ...params, state: request.state });
+  return (ctx, params) => redirectToClient(ctx, request.redirectUri, deps.config.issuer, { ...params, state: request.state });
 }
 
 async function renderConsent(deps: EdgeDeps, flow: Flow, checked: string[], error?: string): Promise<string> {
