@@ -45,7 +45,7 @@ export const CONSENT_ACCESS: AccessList<typeof ConsentServiceDefinition> = {
   rejectFlow: ['edge'],
   completeFlow: ['token'],
   listConnections: ['edge', OPERATOR],
-  checkConnection: ['edge', 'accounting'],
+  checkConnection: ['edge', 'accounting', 'token'],
   revokeConnection: ['edge', OPERATOR],
   getGrant: ['token'],
   revokeGrant: ['token', OPERATOR],

@@ -71,14 +71,12 @@ export async function checkProof(proof: string, check: ProofCheck): Promise<stri
 }
 
 async function exchangeCode(deps: EdgeDeps, form: Map<string, string>, client: Authentication, dpopJkt: string) {
-  const code = form.get('code');
-  if (!code) throw new InvalidRequest('code is required');
-  const redirectUri = form.get('redirect_uri');
-  if (!redirectUri) throw new InvalidRequest('redirect_uri is required');
+  // Missing code or redirect_uri is the token service's to say, after it has
+  // authenticated the client: a wrong secret is 401 whatever else is wrong.
   const { tokens } = await deps.token.exchangeAuthorizationCode({
     client,
-    code,
-    redirectUri,
+    code: form.get('code') ?? '',
+    redirectUri: form.get('redirect_uri') ?? '',
     codeVerifier: form.get('code_verifier') ?? '',
     dpopJkt,
   });
@@ -86,9 +84,7 @@ async function exchangeCode(deps: EdgeDeps, form: Map<string, string>, client: A
 }
 
 async function refresh(deps: EdgeDeps, form: Map<string, string>, client: Authentication, dpopJkt: string) {
-  const refreshToken = form.get('refresh_token');
-  if (!refreshToken) throw new InvalidRequest('refresh_token is required');
-  const { tokens } = await deps.token.refreshAccessToken({ client, refreshToken, scopes: parseScope(form.get('scope')), dpopJkt });
+  const { tokens } = await deps.token.refreshAccessToken({ client, refreshToken: form.get('refresh_token') ?? '', scopes: parseScope(form.get('scope')), dpopJkt });
   return tokens!;
 }
 

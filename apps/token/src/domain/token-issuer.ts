@@ -1,6 +1,6 @@
 import { ACCESS_TOKEN_TYP, userClaims } from '@ledgerly/access';
 import { randomSecret, sha256, type PromiseClient } from '@ledgerly/chassis';
-import type { IdentityServiceDefinition } from '@ledgerly/proto/identity/v1/identity';
+import type { IdentityServiceDefinition, User } from '@ledgerly/proto/identity/v1/identity';
 import type { TokenSet } from '@ledgerly/proto/token/v1/token';
 import { SignJWT } from 'jose';
 import { createHash, randomUUID } from 'node:crypto';
@@ -31,6 +31,8 @@ export interface Authorization {
   bindRefreshToken?: boolean;
   /** client_credentials: no refresh token, whatever the scopes. */
   noRefreshToken?: boolean;
+  /** The user as just read from identity (checking they are still allowed), for the ID token's claims. */
+  user?: User;
 }
 
 /** A token set and what the family ledger needs to know about it. */
@@ -130,7 +132,7 @@ export class TokenIssuer {
     };
     if (auth.nonce) claims['nonce'] = auth.nonce;
     if (scopes.includes('profile') || scopes.includes('email')) {
-      const { user } = await this.identity.getUser({ userId: auth.userId });
+      const user = auth.user ?? (await this.identity.getUser({ userId: auth.userId })).user;
       if (user) Object.assign(claims, userClaims(user, scopes));
     }
     return new SignJWT(claims)

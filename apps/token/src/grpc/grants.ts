@@ -29,17 +29,23 @@ export function grantHandlers(
    * and anything (a code, a refresh token) created before a suspension or a
    * disabling, even once lifted.
    */
-  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date) => {
+  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date, tenantId?: string) => {
     if (client.suspendedAt) throw new OAuthError('invalid_client', 'The client is suspended');
     if (client.lastSuspendedAt && client.lastSuspendedAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the client was suspended');
     const orNone = <T>(call: Promise<T>) => call.catch((err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)));
-    const [user, grant] = await Promise.all([
-      orNone(deps.identity.getUser({ userId }).then((r) => r.user)),
-      grantId ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)) : Promise.resolve(undefined),
-    ]);
+    // A custom connection asks for its one connection (live only while its grant is):
+    // a disconnected one gets no more tokens, rather than tokens every API refuses.
+    const live = tenantId
+      ? deps.consent.checkConnection({ userId, clientId: client._id, tenantId }).then((r) => (r.connection?.grantId === grantId ? 'live' : 'disconnected'))
+      : grantId
+        ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)).then((g) => (g && !g.revokedAt ? 'live' : 'revoked'))
+        : Promise.resolve('revoked');
+    const [user, state] = await Promise.all([orNone(deps.identity.getUser({ userId }).then((r) => r.user)), live]);
     if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled or unknown');
     if (user.disabledAt && user.disabledAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the user was disabled');
-    if (!grant || grant.revokedAt) throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
+    if (state === 'disconnected') throw new OAuthError('invalid_grant', 'This custom connection was disconnected; register the integration again to reconnect');
+    if (state !== 'live') throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
+    return user;
   };
 
   const familyRecord = (authorization: { clientId: string; userId: string; grantId: string }, familyId: string) => ({
@@ -137,6 +143,8 @@ export function grantHandlers(
       const hash = req.code ? sha256(req.code) : '';
       const code = hash ? await codes.consume(hash) : null;
       const client = await authenticateClient(auth, req.client);
+      if (!req.code) throw new OAuthError('invalid_request', 'code is required');
+      if (!req.redirectUri) throw new OAuthError('invalid_request', 'redirect_uri is required');
       if (!code) {
         // RFC 6749 §4.1.2: a code used twice revokes every token issued from it.
         const spent = hash ? await codes.find(hash) : null;
@@ -155,8 +163,9 @@ export function grantHandlers(
       }
       // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof of that key.
       if (code.dpopJkt && code.dpopJkt !== req.dpopJkt) throw new OAuthError('invalid_dpop_proof', 'The authorization code is bound to another DPoP key (dpop_jkt)');
-      await checkStillAllowed(client, code.userId, code.grantId, code.createdAt ?? new Date(code.expiresAt.getTime() - config.LEDGERLY_CODE_TTL_SECONDS * 1000));
+      const user = await checkStillAllowed(client, code.userId, code.grantId, code.createdAt ?? new Date(code.expiresAt.getTime() - config.LEDGERLY_CODE_TTL_SECONDS * 1000));
       const issued = await issue({
+        user,
         clientId: client._id,
         userId: code.userId,
         scopes: code.scopes,
@@ -175,8 +184,9 @@ export function grantHandlers(
 
     refreshAccessToken: async (req) => {
       const client = await authenticateClient(auth, req.client);
-      const hash = req.refreshToken ? sha256(req.refreshToken) : '';
-      const current = hash ? await refreshTokens.find(hash) : null;
+      if (!req.refreshToken) throw new OAuthError('invalid_request', 'refresh_token is required');
+      const hash = sha256(req.refreshToken);
+      const current = await refreshTokens.find(hash);
       if (!current || current.clientId !== client._id || current.expiresAt <= new Date()) {
         throw new OAuthError('invalid_grant', 'The refresh token is invalid or expired');
       }
@@ -205,12 +215,13 @@ export function grantHandlers(
       };
       if (current.usedAt) return { tokens: await alreadyUsed(current.usedAt) };
 
-      await checkStillAllowed(client, current.userId, current.grantId, current.createdAt);
+      const user = await checkStillAllowed(client, current.userId, current.grantId, current.createdAt);
       // Rotation: exactly one use of a refresh token wins.
       const used = await refreshTokens.markUsed(hash);
       if (!used) return { tokens: await alreadyUsed(new Date()) };
       const dpopJkt = req.dpopJkt || current.dpopJkt;
       const issued = await issue({
+        user,
         clientId: client._id,
         userId: current.userId,
         scopes: current.scopes,
@@ -240,8 +251,10 @@ export function grantHandlers(
       }
       const requested = [...new Set(req.scopes)];
       checkScopes(requested, custom.scopes);
-      await checkStillAllowed(client, custom.userId, custom.grantId, client.createdAt);
-      const issued = await issue({
+      await checkStillAllowed(client, custom.userId, custom.grantId, client.createdAt, custom.tenantId);
+      // No code and no refresh token: nothing can be replayed, so no token family. The token
+      // dies with its grant, its client or its user, and by POST /revoke, like any other.
+      const issued = await issuer.issue({
         clientId: client._id,
         userId: custom.userId,
         scopes: requested.length > 0 ? requested : custom.scopes,

@@ -36,11 +36,12 @@ export class TokenFamilyStore {
       // One atomic update (on MongoDB across instances): append to a family
       // that is not revoked, or create it. A revoked family does not match
       // the filter, so the upsert collides with its _id: refused.
+      let doc: TokenFamilyDoc | null;
       try {
-        await this.families.updateOne(
+        doc = await this.families.findOneAndUpdate(
           { _id: family._id, revokedAt: null },
           { $push: { accessTokens: token }, $set: { expiresAt: family.expiresAt }, $setOnInsert: { clientId: family.clientId, userId: family.userId, grantId: family.grantId } },
-          { upsert: true },
+          { upsert: true, returnDocument: 'after' },
         );
       } catch (err) {
         if (isDuplicateKeyError(err)) return false;
@@ -50,7 +51,6 @@ export class TokenFamilyStore {
       // is pulled by its whole value (all FerretDB 1.x supports), so a token
       // appended meanwhile by another instance is never lost.
       const now = new Date();
-      const doc = await this.families.findOne({ _id: family._id });
       for (const expired of doc?.accessTokens.filter((t) => t.exp <= now) ?? []) {
         await this.families.updateOne({ _id: family._id }, { $pull: { accessTokens: { jti: expired.jti, exp: expired.exp } } });
       }
