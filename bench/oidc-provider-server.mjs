@@ -4,8 +4,9 @@
 // (bench/lib/oidc-mongo-adapter.mjs) on the platform's FerretDB, configured
 // as close to the edge's token endpoint as it goes:
 //   - ES256 signing key (a JWK Set generated at start with jose);
-//   - resource indicators, one resource server `<issuer>/resources` (the
-//     edge's audience) with the scopes accounting.settings and
+//   - resource indicators, one resource server (indicator
+//     urn:ledgerly:accounting, audience `<issuer>/resources` as the edge's
+//     tokens have it) with the scopes accounting.settings and
 //     accounting.contacts, JWT access tokens (RFC 9068, ES256, 30 min),
 //     used by default and also on refresh (defaultResource, useGrantedResource);
 //   - client_credentials on; refresh tokens rotated on every use
@@ -57,7 +58,11 @@ server.keepAliveTimeout = 5_000; // as the edge (apps/edge/src/service.ts)
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { address, port } = server.address();
 const issuer = `http://${address}:${port}`;
-const resource = `${issuer}/resources`;
+// The resource indicator is a URN, not the audience URL: oidc-provider keys
+// grants and interactions by it ({ resources: { [indicator]: scope } }), and
+// FerretDB refuses field names that contain a '.' (MongoDB accepts them).
+const resource = 'urn:ledgerly:accounting';
+const audience = `${issuer}/resources`; // the edge's audience (apiAudience in @ledgerly/access)
 
 const provider = new Provider(issuer, {
   adapter: MongoAdapter,
@@ -90,7 +95,7 @@ const provider = new Provider(issuer, {
       useGrantedResource: () => true,
       getResourceServerInfo(_ctx, indicator) {
         if (indicator !== resource) throw new errors.InvalidTarget();
-        return { scope: SCOPES, audience: resource, accessTokenTTL: ACCESS_TOKEN_TTL, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+        return { scope: SCOPES, audience, accessTokenTTL: ACCESS_TOKEN_TTL, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
       },
     },
   },
@@ -112,7 +117,7 @@ provider.on('server_error', (_ctx, err) => {
   console.error(JSON.stringify({ msg: 'server_error', error: String(err?.stack ?? err), serverErrors }));
 });
 server.on('request', provider.callback());
-console.log(JSON.stringify({ msg: 'oidc-provider ready', address: `${address}:${port}`, issuer, resource, version, clients: clients.length }));
+console.log(JSON.stringify({ msg: 'oidc-provider ready', address: `${address}:${port}`, issuer, resource, audience, version, clients: clients.length }));
 
 let stopping = false;
 const stop = () => {

@@ -8,9 +8,12 @@
 //   4. The cost of token checking at the edge, in-process (no HTTP), with the
 //      local revocation views holding 0, 100,000 and 1,000,000 entries; against
 //      a bare jose.jwtVerify of the same tokens.
+//   5. The token endpoint: client_credentials and refresh_token grants per
+//      second through the edge's POST /token, as ratios against oidc-provider
+//      with a MongoDB adapter on the same FerretDB, same run.
 // A benchmark, not a test: it never fails on a number, only when it cannot
 // measure. Everything runs on 127.0.0.1 from already-built dist/ folders (run
-// the build first), takes about 4 minutes, and stops and removes everything it
+// the build first), takes about 5 minutes, and stops and removes everything it
 // started, also on errors, Ctrl-C or overrunning its time limit.
 // Settings: BENCH_* environment variables (see docs/benchmarks.md, "Settings").
 import { execFileSync } from 'node:child_process';
@@ -59,9 +62,16 @@ const config = {
   normalTimeoutMs: num('BENCH_RESTART_TIMEOUT_MS', 30_000),
   tokenOps: Math.max(1000, Math.round(num('BENCH_TOKEN_OPS', 20_000))),
   viewSizes: list('BENCH_VIEW_SIZES', [0, 100_000, 1_000_000]),
+  tokenConnections: Math.max(1, Math.round(num('BENCH_TOKEN_CONNECTIONS', 8))),
+  tokenDurationS: num('BENCH_TOKEN_DURATION', 5),
+  tokenWarmupS: num('BENCH_TOKEN_WARMUP', 1),
+  tokenPairs: Math.max(1, Math.round(num('BENCH_TOKEN_PAIRS', 3))),
+  authTimingRounds: Math.max(10, Math.round(num('BENCH_AUTH_TIMING_ROUNDS', 300))),
 };
+// Spare grants per side for refresh-token chains that break (see bench/lib/token-load-worker.mjs).
+config.tokenSpares = Math.ceil(config.tokenConnections / 2);
 const output = process.env['BENCH_OUTPUT'] ? resolve(process.env['BENCH_OUTPUT']) : join(root, 'docs', 'benchmarks.md');
-// Generous: a normal run takes about 4 minutes; past this the bench stops itself.
+// Generous: a normal run takes about 5 minutes; past this the bench stops itself.
 const timeLimitMs =
   num(
     'BENCH_TIME_LIMIT_S',
@@ -69,7 +79,8 @@ const timeLimitMs =
       2 * config.pairs * (config.durationS + config.warmupS + 3) +
       config.rounds * 6 +
       5 * (15 + config.restartRounds * 3) +
-      30 + (config.tokenOps / 20_000) * 40 + (config.viewSizes.reduce((a, b) => a + b, 0) / 1e6) * 40,
+      30 + (config.tokenOps / 20_000) * 40 + (config.viewSizes.reduce((a, b) => a + b, 0) / 1e6) * 40 +
+      30 + (config.tokenConnections + config.tokenSpares) * 2 + 2 * 2 * config.tokenPairs * (config.tokenDurationS + config.tokenWarmupS + 5),
   ) * 1000;
 
 // Imported after the settings check, so a bad setting fails fast. A missing
@@ -83,14 +94,34 @@ try {
     ...(await import('../bench/lib/breakdown.mjs')),
     ...(await import('../bench/lib/revocation.mjs')),
     ...(await import('../bench/lib/token-check.mjs')),
+    ...(await import('../bench/lib/token-endpoint.mjs')),
+    ...(await import('../bench/lib/client-auth-timing.mjs')),
     ...(await import('../bench/lib/report.mjs')),
   };
 } catch (err) {
   console.error(`Could not load the built packages (${err.message}).\nBuild first (npx nx run-many -t build), or retry in a minute if a build is running.`);
   process.exit(1);
 }
-const { Cleanup, startPlatform, accountingAsEdge, connectApp, seedContacts, startBareServer, compare, breakdown, measureRevocation, measureAfterRestarts, RESTART_ORDER, measureTokenChecks, renderReport } =
-  lib;
+const {
+  Cleanup,
+  startPlatform,
+  accountingAsEdge,
+  connectApp,
+  seedContacts,
+  startBareServer,
+  compare,
+  breakdown,
+  measureRevocation,
+  measureAfterRestarts,
+  RESTART_ORDER,
+  measureTokenChecks,
+  prepareTokenEndpoint,
+  sanityCheckTokens,
+  compareTokenEndpoint,
+  tokenState,
+  measureClientAuthTiming,
+  renderReport,
+} = lib;
 
 const started = performance.now();
 const cleanup = new Cleanup();
@@ -112,6 +143,7 @@ info(
   `  ${config.pairs} pairs × (${config.warmupS} s warm-up + ${config.durationS} s) × 2 targets at ${config.connections} connections; ` +
     `${config.rounds} revocation rounds, then ${config.restartRounds} after restarting each of ${RESTART_ORDER.join(', ')}; ` +
     `token checks: ${config.tokenOps} operations per path at ${config.viewSizes.map((k) => k.toLocaleString('en')).join(' / ')} view entries; ` +
+    `token endpoint: ${config.tokenPairs} pairs × (${config.tokenWarmupS} s + ${config.tokenDurationS} s) × 2 targets × 2 grants at ${config.tokenConnections} connections; ` +
     `time limit ${Math.round(timeLimitMs / 1000)} s`,
 );
 
@@ -192,8 +224,49 @@ try {
     });
   }
 
-  const processes = [...Object.values(t.platform.processes), t.mongo.process, t.nats.process, bare.proc];
-  result = { machine, config: { ...config, database: bare.database }, sanity, throughput, layers, revocation, restarts, tokenChecks, processes };
+  // Last: its grants leave documents in the token service's collections, which FerretDB scans.
+  say(`The token endpoint: refresh_token and client_credentials grants, edge vs oidc-provider, ${config.tokenPairs} pairs each…`);
+  const stateBefore = await tokenState(t);
+  const tokens = await prepareTokenEndpoint({
+    t,
+    cleanup,
+    work,
+    edge: app.edge,
+    chains: config.tokenConnections,
+    spares: config.tokenSpares,
+    log: (m) => info(`  ${m}`),
+  });
+  const tokenSanity = await sanityCheckTokens(tokens.sides);
+  info(
+    `  sanity check: both answer 200 to both grants with an ES256 JWT access token (typ: edge ${tokenSanity.edge.client_credentials.typ}, oidc-provider ${tokenSanity.oidc.client_credentials.typ}) and rotate refresh tokens`,
+  );
+  const tokenResults = await compareTokenEndpoint({
+    sides: tokens.sides,
+    pairs: config.tokenPairs,
+    connections: config.tokenConnections,
+    durationS: config.tokenDurationS,
+    warmupS: config.tokenWarmupS,
+    processes: { ...t.platform.processes, ferretdb: t.mongo.process, nats: t.nats.process, 'oidc-provider': tokens.server.proc, 'bench (load generator)': { pid: process.pid } },
+    log: info,
+  });
+  for (const [grant, x] of Object.entries(tokenResults)) info(`  median ratio edge/oidc-provider, ${grant}: ${x.medianRatio.toFixed(3)}`);
+  const tokenEndpoint = {
+    version: tokens.version,
+    prepare: tokens.prepare,
+    sanity: tokenSanity,
+    results: tokenResults,
+    stateBefore,
+    stateAfter: await tokenState(t),
+    chainsLeft: { edge: tokens.sides.edge.chains.length, oidc: tokens.sides.oidc.chains.length },
+    sparesLeft: { edge: tokens.sides.edge.spares.length, oidc: tokens.sides.oidc.spares.length },
+  };
+
+  say(`An unknown client and a wrong secret at /token: ${config.authTimingRounds} of each, interleaved…`);
+  const clientAuthTiming = await measureClientAuthTiming({ issuer: app.edge, clientId: app.clientId, clientSecret: app.clientSecret, rounds: config.authTimingRounds, log: info });
+  info(`  ratio of medians unknown/wrong: ${clientAuthTiming.ratio.toFixed(3)}`);
+
+  const processes = [...Object.values(t.platform.processes), t.mongo.process, t.nats.process, bare.proc, tokens.server.proc];
+  result = { machine, config: { ...config, database: bare.database }, sanity, throughput, layers, revocation, restarts, tokenChecks, tokenEndpoint, clientAuthTiming, processes };
 } catch (err) {
   console.error(`\nThe bench could not complete: ${err?.stack ?? err}`);
   say('Stopping everything…');

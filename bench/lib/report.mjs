@@ -26,7 +26,7 @@ const times = (x) => `× ${fmt(x, 2)}`;
 const spread = (s) => `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.max)}`;
 
 export function renderReport(r) {
-  const { machine, config, throughput: tp, layers, revocation: rounds, restarts = [], tokenChecks: tc } = r;
+  const { machine, config, throughput: tp, layers, revocation: rounds, restarts = [], tokenChecks: tc, tokenEndpoint: te, clientAuthTiming: at } = r;
   const L = layers.stats;
   const diff = (a, b) => L[a].p50 - L[b].p50;
   const edgeRev = revocationSummary(rounds, 'edge');
@@ -111,6 +111,16 @@ export function renderReport(r) {
             ? `≈ ${int(biggest.heapBytes / entriesOf(biggest))} bytes per entry held; taking events at ${int(biggest.filled.perCpuS)} per CPU-second (decode + apply), so a restarted service replaying ${kLabel(biggest.k)} events spends ≈ ${fmt(biggest.k / biggest.filled.perCpuS, 1)} s of CPU on them before it is ready`
             : '–',
         ],
+        ...(te ? TOKEN_GRANTS.map((grant) => tokenSummaryRow(te, grant)) : []),
+        ...(at
+          ? [
+              [
+                'An unknown client vs a wrong secret at `POST /token` (HTTP Basic), one request at a time',
+                `**${fmt(at.ratio, 3)}×**: the unknown client's median time over the wrong secret's (${at.rounds} of each, interleaved in random order)`,
+                `wrong secret p50 ${fmt(at.wrong.p50, 2)} ms (p90 ${fmt(at.wrong.p90, 2)}); unknown client p50 ${fmt(at.unknown.p50, 2)} ms (p90 ${fmt(at.unknown.p90, 2)}); both the same 401 body`,
+              ],
+            ]
+          : []),
       ],
     ),
     '',
@@ -122,7 +132,7 @@ export function renderReport(r) {
     ),
     '',
     'Everything ran on this one machine, on 127.0.0.1: FerretDB (SQLite backend), NATS JetStream, the five services (one process each,',
-    'log level `info`, mutual TLS between them), the bare reference server, and the load generator; the in-process token checks ran',
+    `log level \`info\`, mutual TLS between them), the bare reference server,${te ? ` oidc-provider ${te.version} (section 5),` : ''} and the load generator; the in-process token checks ran`,
     'before the platform was started. The machine is shared with other work.',
     '',
     '## Method',
@@ -245,6 +255,8 @@ export function renderReport(r) {
     '',
     ...restartSection(),
     ...tokenCheckSection(),
+    ...(te ? tokenEndpointSection(te, config, machine) : []),
+    ...(at ? clientAuthTimingSection(at) : []),
     '## Settings',
     '',
     table(
@@ -262,6 +274,14 @@ export function renderReport(r) {
         ['Longest wait for the platform to answer normally after a restart', `${config.normalTimeoutMs} ms`, '`BENCH_RESTART_TIMEOUT_MS`'],
         ['Never-seen tokens per K (token checks); the cache-hit paths run ×' + tc.cheap, String(config.tokenOps), '`BENCH_TOKEN_OPS`'],
         ['View sizes K (events applied)', config.viewSizes.map((k) => k.toLocaleString('en')).join(', '), '`BENCH_VIEW_SIZES`'],
+        ...(te
+          ? [
+              ['Token endpoint: connections (client_credentials) and refresh-token chains per side', `${config.tokenConnections} (+ ${config.tokenSpares} spare grants)`, '`BENCH_TOKEN_CONNECTIONS`'],
+              ['Token endpoint: duration / warm-up per run', `${config.tokenDurationS} s / ${config.tokenWarmupS} s`, '`BENCH_TOKEN_DURATION`, `BENCH_TOKEN_WARMUP`'],
+              ['Token endpoint: pairs of runs per grant', String(config.tokenPairs), '`BENCH_TOKEN_PAIRS`'],
+              ['Unknown client vs wrong secret: requests of each', String(config.authTimingRounds), '`BENCH_AUTH_TIMING_ROUNDS`'],
+            ]
+          : []),
       ],
     ),
     '',
@@ -337,6 +357,7 @@ export function renderReport(r) {
           '',
         ]
       : []),
+    ...(te ? tokenEndpointRaw(te) : []),
     '### Token checks',
     '',
     `Signing the ${int(tc.ops + tc.pool)} tokens beforehand (jose \`SignJWT\`, ES256, one at a time): ${int(tc.signing.opsPerS)} per second, ${int(tc.signing.opsPerCpuS)} per CPU-second.`,
@@ -499,4 +520,250 @@ export function renderReport(r) {
       '',
     ];
   }
+}
+
+// ---------------------------------------------------------------------------
+// Section 5: the token endpoint against oidc-provider.
+
+const TOKEN_GRANTS = ['client_credentials', 'refresh_token'];
+const sideLabel = (name) => (name === 'oidc' ? 'oidc-provider' : 'edge');
+const tms = (v) => fmt(v, 1);
+
+function tokenSummaryRow(te, grant) {
+  const x = te.results[grant];
+  const m = x.medians;
+  return [
+    `\`POST /token\`, \`${grant}\` grant, through the edge`,
+    `**${fmt(x.medianRatio, 2)}×** oidc-provider's grants/s (median of ${x.ratios.length} pairs: ${x.ratios.map((v) => fmt(v, 2)).join(', ')})`,
+    `edge ≈ ${fmt(m.edge.rps, 0)} grants/s (p50 ${tms(m.edge.p50)} ms, p99 ${tms(m.edge.p99)} ms); oidc-provider ${te.version} with a MongoDB adapter on the same FerretDB ≈ ${fmt(m.oidc.rps, 0)} grants/s (p50 ${tms(m.oidc.p50)} ms, p99 ${tms(m.oidc.p99)} ms)`,
+  ];
+}
+
+function tokenEndpointSection(te, config, machine) {
+  const node = machine.node;
+  const R = te.results;
+  const n = config.tokenConnections;
+  const pct = (ratio) => `${fmt(ratio * 100, 0)} %`;
+  const runsOf = (grant, side) => R[grant].runs.filter((x) => x.target === side);
+  const rotations = (side) => runsOf('refresh_token', side).reduce((a, x) => a + x.granted, 0) + 1; // + the sanity check's
+  const failures = (grant, side) => runsOf(grant, side).reduce((a, x) => a + (x.completed - x.ok) + x.errors + x.timeouts, 0);
+  const replaced = (side) => runsOf('refresh_token', side).reduce((a, x) => a + x.replaced, 0);
+  const lost = (side) => runsOf('refresh_token', side).reduce((a, x) => a + x.lost, 0);
+  const firstError = (side) => R.refresh_token.runs.concat(R.client_credentials.runs).find((x) => x.target === side && x.firstError)?.firstError;
+  const sb = te.stateBefore;
+  const sa = te.stateAfter;
+  const S = te.sanity;
+  const pairTable = (grant) =>
+    table(
+      ['Pair', 'Order', 'Edge grants/s', 'oidc-provider grants/s', 'Ratio edge/oidc-provider', 'Edge p50 / p99 (ms)', 'oidc-provider p50 / p99 (ms)'],
+      R[grant].ratios
+        .map((ratio, i) => {
+          const pair = i + 1;
+          const e = R[grant].runs.find((x) => x.pair === pair && x.target === 'edge');
+          const o = R[grant].runs.find((x) => x.pair === pair && x.target === 'oidc');
+          const first = R[grant].runs.find((x) => x.pair === pair).target;
+          return [String(pair), first === 'edge' ? 'edge → oidc-provider' : 'oidc-provider → edge', fmt(e.rps, 1), fmt(o.rps, 1), fmt(ratio, 3), `${tms(e.p50)} / ${tms(e.p99)}`, `${tms(o.p50)} / ${tms(o.p99)}`];
+        })
+        .concat([
+          [
+            '**median**',
+            '',
+            `**${fmt(R[grant].medians.edge.rps, 1)}**`,
+            `**${fmt(R[grant].medians.oidc.rps, 1)}**`,
+            `**${fmt(R[grant].medianRatio, 3)}**`,
+            `${tms(R[grant].medians.edge.p50)} / ${tms(R[grant].medians.edge.p99)}`,
+            `${tms(R[grant].medians.oidc.p50)} / ${tms(R[grant].medians.oidc.p99)}`,
+          ],
+        ]),
+      ['---:', '---', '---:', '---:', '---:', '---:', '---:'],
+    );
+  const failureText = (side) => {
+    const f = failures('refresh_token', side) + failures('client_credentials', side);
+    const bits = [f > 0 ? `${f} (first: \`${String(firstError(side)).replace(/\|/g, '\\|').slice(0, 200)}\`)` : 'none'];
+    if (replaced(side) + lost(side) > 0) bits.push(`${replaced(side)} refresh chains took a spare grant, ${lost(side)} were lost`);
+    return `${sideLabel(side)} ${bits.join(', ')}`;
+  };
+  const cpuTable = () => {
+    const C = (grant, side) => R[grant].cpuMsPerGrant?.[side] ?? {};
+    const used = (p) => TOKEN_GRANTS.some((g) => SIDES_ORDER.some((side) => (C(g, side)[p] ?? 0) >= 0.05));
+    const names = [...new Set(TOKEN_GRANTS.flatMap((g) => SIDES_ORDER.flatMap((side) => Object.keys(C(g, side)))))].filter(used);
+    if (names.length === 0) return [];
+    return [
+      'CPU time per grant, by process (ms; user + system from `/proc`, over each whole run — warm-up and drain included — divided by the',
+      `grants it issued; median of the runs). On ${machine.cpus} cores, ${machine.cpus} × 1000 ms ÷ the total is roughly the most grants per second the machine could give,`,
+      'so where the total is close to that, the side was CPU-bound; "bench" is the load generator\'s process (it also reads every service\'s log output).',
+      '',
+      table(
+        ['Grant', 'Side', ...names, 'total'],
+        TOKEN_GRANTS.flatMap((g) =>
+          SIDES_ORDER.map((side) => {
+            const c = C(g, side);
+            const total = names.reduce((a, p) => a + (c[p] ?? 0), 0);
+            return [`\`${g}\``, sideLabel(side), ...names.map((p) => (c[p] === undefined ? '–' : fmt(c[p], 1))), `**${fmt(total, 1)}**`];
+          }),
+        ),
+        ['---', '---', ...names.map(() => '---:'), '---:'],
+      ),
+      '',
+    ];
+  };
+  return [
+    '### 5. The token endpoint: the edge against oidc-provider',
+    '',
+    '- **Measured:** `POST /token` with `client_secret_basic`, form bodies `grant_type=client_credentials&scope=accounting.settings accounting.contacts`',
+    '  and `grant_type=refresh_token&refresh_token=…` (no scope: the whole grant), 200 responses per second. On the edge: the edge',
+    '  reads the form and the client\'s credentials, then one gRPC call over mutual TLS to the token service, which finds the client in',
+    '  FerretDB and checks its secret (SHA-256), asks identity whether the user is still enabled and consent whether the grant is',
+    '  still live — for a custom connection, whether its one connection is (gRPC, each a FerretDB read): the platform\'s promise that a',
+    '  disconnect or a disabled user stops new tokens at once; oidc-provider checks nothing of the kind. It then signs an ES256 access',
+    '  token (RFC 9068 JWT, typ at+jwt, 30 min) and logs one line ("Tokens issued"), as the edge logs its access line. A refresh also',
+    '  marks the presented refresh token used (`findOneAndUpdate`), stores the new one, lists the new access token in the grant\'s',
+    '  token family (so a replayed code or refresh token can revoke it), and signs an ID token (the grant has `openid`; the',
+    '  `profile`/`email` claims from the user just read). A custom connection (`client_credentials`) gets no refresh token and no family.',
+    `- **Reference:** [oidc-provider](https://github.com/panva/node-oidc-provider) ${te.version}, its own process (\`bench/oidc-provider-server.mjs\`), with a`,
+    '  MongoDB adapter of ours over the `mongodb` driver (`bench/lib/oidc-mongo-adapter.mjs`, oidc-provider\'s adapter interface; the',
+    `  services' pool and timeout settings) on the same FerretDB, database \`bench_oidc_provider\`. Configured to issue what the edge issues:`,
+    '  an ES256 key (a JWK Set generated at start with jose); `features.resourceIndicators` with one resource server — audience',
+    '  `<issuer>/resources` like the edge\'s, scopes `accounting.settings accounting.contacts`, `accessTokenFormat: \'jwt\'` (ES256, 30 min),',
+    '  used by default and on refresh (`defaultResource`, `useGrantedResource`), so both sides sign an RFC 9068 JWT and neither is',
+    '  asked for a `resource` parameter; its indicator is `urn:ledgerly:accounting`, not a URL, because oidc-provider uses it as a field',
+    '  name in grants and FerretDB refuses field names with a `.`; `features.clientCredentials.enabled`; `rotateRefreshToken: true`',
+    '  (every use); refresh tokens and grants 60 days; ID tokens ES256; clients stored through the adapter (so, like the token service,',
+    '  it reads the client from FerretDB on every request), `client_secret_basic`; `findAccount` reads the account from FerretDB',
+    '  (the edge asks identity). oidc-provider does not store JWT access tokens (nothing is written for a `client_credentials`',
+    '  grant); a refresh reads the refresh token, the grant and the account, marks the token consumed and stores the new one. No',
+    `  logging. ${te.version.startsWith('9.') && /^v20\./.test(node) ? `oidc-provider 9 supports Node.js 22 LTS and later: on this machine's Node ${node} it prints "Unsupported runtime" at start, and runs.` : ''}`,
+    `- **Grants to refresh:** on each side ${te.prepare.clients} confidential clients (${n} chains + ${config.tokenSpares} spares), each authorized once by the same`,
+    '  user (same id, name and e-mail on both sides) through that side\'s own authorization code flow, driven with openid-client',
+    '  (PKCE, state, nonce, `client_secret_basic`) and scope `openid profile email offline_access accounting.settings accounting.contacts`',
+    '  with `prompt=consent`: on the edge through its login and consent pages (one organisation), on oidc-provider through its',
+    '  built-in development pages (`devInteractions`: sign in, confirm). So every chain is its own client and its own grant.',
+    `  Preparing took ${fmt(te.prepare.edgeS, 1)} s on the edge and ${fmt(te.prepare.oidcS, 1)} s on oidc-provider (including starting it); not measured.`,
+    '- **How:** a small closed-loop load generator of our own (`bench/lib/token-load-worker.mjs`, the same for both sides), in a',
+    `  worker thread: ${n} connections (node:http, keep-alive), each sending one request at a time; for \`refresh_token\` each connection`,
+    '  runs a chain, sending the refresh token of its previous 200 (a refresh token rotates on every use, and a rotated one sent',
+    '  again revokes the grant, so it is never resent). A chain whose request got any other answer, an error or no answer within',
+    `  10 s (the token may then have rotated unseen) takes one of the ${config.tokenSpares} spare grants, or stops. ${config.tokenWarmupS} s warm-up, then ${config.tokenDurationS} s measured:`,
+    '  grants/s counts 200 responses carrying an access token (and a new refresh token, for refresh) that arrived within the window;',
+    '  latency is request sent → body read, p50/p99 nearest-rank over those 200s. Requests still in flight at the end are awaited',
+    '  (so each chain keeps a usable token) and not counted. Refresh chains go on from run to run.',
+    `  ${config.tokenPairs} pairs of runs per grant; the order alternates (edge→oidc-provider, oidc-provider→edge, …); each pair gives one ratio, edge`,
+    '  grants/s ÷ oidc-provider grants/s; the headline is the median ratio. `refresh_token` is measured first, then `client_credentials`',
+    '  (each edge `client_credentials` grant leaves a token-family document, and refresh grants look their family up in that collection).',
+    '  This phase runs last (after section 3\'s restarts, if any).',
+    '- **Sanity check before measuring:** each side answered 200 to each grant with an access token, a refresh with a new refresh',
+    '  token; the edge\'s access token is a JWT with typ at+jwt:',
+    '',
+    table(
+      ['Side', 'Grant', 'Response (bytes)', 'Access token (bytes)', 'alg / typ', 'Access-token claims', 'scope', 'ID token', 'Refresh token'],
+      SIDES_ORDER.flatMap((side) =>
+        TOKEN_GRANTS.map((grant) => {
+          const x = S[side][grant];
+          return [sideLabel(side), `\`${grant}\``, String(x.bytes), String(x.accessTokenBytes), `${x.alg} / ${x.typ}`, x.claims.join(' '), x.scope, x.idToken ? 'yes' : 'no', x.refreshToken ? 'yes' : 'no'];
+        }),
+      ),
+      ['---', '---', '---:', '---:', '---', '---', '---', '---', '---'],
+    ),
+    '',
+    '`client_credentials`:',
+    '',
+    pairTable('client_credentials'),
+    '',
+    '`refresh_token`:',
+    '',
+    pairTable('refresh_token'),
+    '',
+    `In words: through the edge, the platform issued ${pct(R.client_credentials.medianRatio)} of the \`client_credentials\` grants and ${pct(R.refresh_token.medianRatio)} of the`,
+    `\`refresh_token\` grants that oidc-provider issued per second on the same FerretDB in the same run.`,
+    `Answers other than a 200 with tokens, errors and timeouts in the measured windows: ${failureText('edge')}; ${failureText('oidc')}.`,
+    '',
+    ...cpuTable(),
+    `**What the grants leave behind.** FerretDB's plan for a find by \`_id\` in \`${sa.tokenDb}.refresh_tokens\` is \`${sa.byIdPlan}\` (filterPushdown`,
+    `${String(sa.byIdFilterPushdown)}): where it says SCAN, SQLite reads the whole collection for every lookup or update by \`_id\`, so on both sides a grant`,
+    'costs more the more documents its collections hold. Documents before → after this section:',
+    '',
+    table(
+      ['Side', 'Collection', 'Before', 'After', 'Written by'],
+      [
+        ['edge', `${sa.tokenDb}.refresh_tokens`, int(sb.edge.refreshTokens), int(sa.edge.refreshTokens), 'every refresh (used ones are kept until they expire, 60 days)'],
+        ['edge', `${sa.tokenDb}.token_families`, int(sb.edge.families), int(sa.edge.families), 'every code exchange and every `client_credentials` grant (kept 60 days)'],
+        ['oidc-provider', 'bench_oidc_provider.refresh_token', int(sb.oidc.refreshTokens), int(sa.oidc.refreshTokens), 'every refresh (consumed ones are kept until they expire)'],
+        ['oidc-provider', 'bench_oidc_provider.grant', int(sb.oidc.grants), int(sa.oidc.grants), 'each authorization'],
+      ],
+      ['---', '---', '---:', '---:', '---'],
+    ),
+    '',
+    `Each refresh chain rotated ≈ ${int(rotations('edge') / n)} times on the edge and ≈ ${int(rotations('oidc') / n)} times on oidc-provider during the runs. The edge`,
+    'lists every access token of a family still live (30 min) in the family\'s document and rewrites it on each rotation, so in this',
+    'bench (a chain rotating many times a second) that document grows with every refresh; an app that refreshes when its token',
+    'expires keeps one or two entries there.',
+    '',
+  ];
+}
+
+const SIDES_ORDER = ['edge', 'oidc'];
+
+function tokenEndpointRaw(te) {
+  const runs = ['refresh_token', 'client_credentials'].flatMap((g) => te.results[g].runs);
+  return [
+    '### Token endpoint',
+    '',
+    'In the order measured. "Completed" counts every answer that arrived within the measured window; "200" those with tokens.',
+    '',
+    table(
+      ['Grant', 'Pair', 'Target', 'Started (UTC)', 'Connections', 'Duration (s)', 'Completed', '200', 'grants/s', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'Other statuses', 'Errors', 'Timeouts', 'Chains given a spare / lost', 'Drain after the window (ms)'],
+      runs.map((x) => [
+        `\`${x.grant}\``,
+        String(x.pair),
+        sideLabel(x.target),
+        x.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ''),
+        String(x.connections),
+        fmt(x.durationS, 2),
+        String(x.completed),
+        String(x.ok),
+        fmt(x.rps, 1),
+        tms(x.p50),
+        tms(x.p99),
+        tms(x.max),
+        Object.entries(x.statuses)
+          .filter(([code]) => code !== '200')
+          .map(([code, count]) => `${code} ×${count}`)
+          .join(', ') || '–',
+        String(x.errors),
+        String(x.timeouts),
+        x.grant === 'refresh_token' ? `${x.replaced} / ${x.lost}` : '–',
+        fmt(x.drainMs, 0),
+      ]),
+      ['---', '---:', '---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---', '---:', '---:', '---:', '---:'],
+    ),
+    '',
+    `Remaining at the end: ${te.chainsLeft.edge} edge and ${te.chainsLeft.oidc} oidc-provider refresh chains, ${te.sparesLeft.edge} and ${te.sparesLeft.oidc} spare grants.`,
+    '',
+  ];
+}
+
+// Section 6: an unknown client and a wrong secret cost the same.
+function clientAuthTimingSection(at) {
+  return [
+    '### 6. An unknown client and a wrong secret: the same answer in the same time',
+    '',
+    '- **Why:** if an unknown `client_id` were answered faster than a known one with a wrong secret, client ids could be found by timing.',
+    '  The token service compares a SHA-256 of the presented secret, in constant time, against the client\'s hash or, for an unknown client,',
+    '  against a dummy hash, and both get the same `401 invalid_client` body (`apps/token/src/domain/client-auth.ts`).',
+    `- **How:** \`bench/lib/client-auth-timing.mjs\`: \`POST /token\` with HTTP Basic and \`grant_type=refresh_token\`, from outside the platform as an attacker would;`,
+    `  a registered client's id with a wrong secret, and a never-registered id of the same shape with the right secret's shape; ${at.rounds} of each, one at a`,
+    '  time, each pair in random order, after 20 discarded warm-up requests. The headline is the ratio of the medians (1.000: the same).',
+    '',
+    table(
+      ['Case', 'n', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'mean (ms)'],
+      [
+        ['wrong secret', at.wrong.n, fmt(at.wrong.p50, 2), fmt(at.wrong.p90, 2), fmt(at.wrong.p99, 2), fmt(at.wrong.mean, 2)],
+        ['unknown client', at.unknown.n, fmt(at.unknown.p50, 2), fmt(at.unknown.p90, 2), fmt(at.unknown.p99, 2), fmt(at.unknown.mean, 2)],
+      ],
+      ['---', '---:', '---:', '---:', '---:', '---:'],
+    ),
+    '',
+    `Both answered: \`${at.body}\`.`,
+    '',
+  ];
 }

@@ -95,6 +95,7 @@ export async function connectApp(t, { extraOrgs, log }) {
     accessToken,
     userId: s.user.id,
     clientId: s.client.clientId,
+    clientSecret: s.client.clientSecret,
     throughputOrg,
     revocationTenants: extra.map((tenantId) => ({ tenantId, connectionId: byTenant.get(tenantId) })),
   };

@@ -8,7 +8,10 @@ import { ManagedProcess, parseJsonLine } from '@ledgerly/devstack';
 import { ClientType } from '@ledgerly/proto/token/v1/token';
 import { authorizeInteractively, inputValue, registerClient, seed, UserAgent } from '@ledgerly/testkit';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { MongoClient } from 'mongodb';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, URLSearchParams } from 'node:url';
@@ -21,6 +24,14 @@ import { median } from './stats.mjs';
 export const CC_SCOPE = 'accounting.settings accounting.contacts';
 export const OIDC_DATABASE = 'bench_oidc_provider';
 export const GRANTS = ['client_credentials', 'refresh_token'];
+/**
+ * Measured in this order: refresh_token first. Every client_credentials grant
+ * of the edge leaves a token family document behind (kept 60 days), and the
+ * refresh grants look their families up in that collection, which FerretDB
+ * scans: measured after the client_credentials runs, the refresh grants would
+ * pay for those documents too.
+ */
+export const MEASURE_ORDER = ['refresh_token', 'client_credentials'];
 export const SIDES = ['edge', 'oidc'];
 
 const basic = (id, secret) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -28,10 +39,11 @@ const basic = (id, secret) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${
 /**
  * Everything both sides need: on ours a custom-connection client and
  * `chains + spares` confidential clients, each authorized once (PKCE, login
- * and consent pages, code grant, offline_access) by a fresh user, for its
- * refresh token; oidc-provider started as its own process, with the same
- * clients (as its adapter stores clients) and the same user, each client
- * authorized once through its authorization code flow (devInteractions).
+ * and consent pages, code grant, offline_access) by one new user, for its
+ * refresh token (one client per chain: each chain its own grant); then
+ * oidc-provider as its own process, with as many clients (stored through its
+ * adapter) and the same user, each client authorized once through its
+ * authorization code flow (devInteractions).
  */
 export async function prepareTokenEndpoint({ t, cleanup, work, edge, chains, spares, log }) {
   const count = chains + spares;
@@ -51,9 +63,11 @@ export async function prepareTokenEndpoint({ t, cleanup, work, edge, chains, spa
     const tokens = await codeFlow(t.issuer, client, (url) =>
       authorizeInteractively(ua, url, { email: s.user.email, password: s.user.password, organisations: [tenantId] }).then((r) => r.callback),
     );
+    if (!tokens.refresh_token) throw new Error(`The edge issued no refresh token to ${client.clientId} (scope ${tokens.scope})`);
     ours.push({ label: client.clientId, authorization: basic(client.clientId, client.clientSecret), refreshToken: tokens.refresh_token });
   }
-  log(`edge: a custom-connection client, and ${count} clients each authorized once (offline_access) by one user, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const edgeS = (performance.now() - started) / 1000;
+  log(`edge: a custom-connection client, and ${count} clients each authorized once (offline_access) by one user, in ${edgeS.toFixed(1)} s`);
 
   // oidc-provider.
   const t1 = performance.now();
@@ -84,13 +98,13 @@ export async function prepareTokenEndpoint({ t, cleanup, work, edge, chains, spa
     if (!tokens.refresh_token) throw new Error(`oidc-provider issued no refresh token to ${c.client_id} (scope ${tokens.scope})`);
     theirs.push({ label: c.client_id, authorization: basic(c.client_id, c.client_secret), refreshToken: tokens.refresh_token });
   }
-  log(
-    `oidc-provider ${server.version} on ${server.address} (database ${OIDC_DATABASE}), started, ${count} clients each authorized once (devInteractions), in ${((performance.now() - t1) / 1000).toFixed(1)} s`,
-  );
+  const oidcS = (performance.now() - t1) / 1000;
+  log(`oidc-provider ${server.version} on ${server.address} (database ${OIDC_DATABASE}), started, ${count} clients each authorized once (devInteractions), in ${oidcS.toFixed(1)} s`);
 
   return {
     server,
     version: server.version,
+    prepare: { edgeS, oidcS, clients: count },
     sides: {
       edge: {
         url: `${edge}/token`,
@@ -247,9 +261,10 @@ export async function measureGrant({ side, grant, durationS, warmupS, connection
  * which goes first. Each pair gives one ratio (edge grants/s ÷ oidc-provider
  * grants/s); the headline is their median.
  */
-export async function compareTokenEndpoint({ sides, pairs, connections, durationS, warmupS, log }) {
+export async function compareTokenEndpoint({ sides, pairs, connections, durationS, warmupS, processes = {}, log }) {
+  const cpu = cpuSampler(processes);
   const out = {};
-  for (const grant of GRANTS) {
+  for (const grant of MEASURE_ORDER) {
     const runs = [];
     const ratios = [];
     for (let pair = 1; pair <= pairs; pair++) {
@@ -257,9 +272,17 @@ export async function compareTokenEndpoint({ sides, pairs, connections, duration
       const got = {};
       for (const name of order) {
         const startedAt = new Date().toISOString();
+        const before = cpu();
         const m = await measureGrant({ side: sides[name], grant, durationS, warmupS, connections });
+        const after = cpu();
+        // CPU time of each process over the whole run (warm-up and drain included), per 200 with tokens in it.
+        m.cpuMsPerGrant = Object.fromEntries(
+          Object.keys(after)
+            .filter((p) => p in before)
+            .map((p) => [p, m.granted > 0 ? ((after[p] - before[p]) * 1000) / m.granted : NaN]),
+        );
         got[name] = m;
-        runs.push({ pair, target: name, startedAt, ...m });
+        runs.push({ pair, target: name, grant, startedAt, ...m });
         const bad = m.completed - m.ok + m.errors + m.timeouts;
         log(
           `  ${grant} pair ${pair}/${pairs} ${label(name).padEnd(13)}: ${m.rps.toFixed(0).padStart(5)} grants/s, p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms` +
@@ -274,13 +297,72 @@ export async function compareTokenEndpoint({ sides, pairs, connections, duration
     }
     const of = (name, key) => median(runs.filter((r) => r.target === name).map((r) => r[key]));
     out[grant] = {
+      grant,
       runs,
       ratios,
       medianRatio: median(ratios),
       medians: Object.fromEntries(SIDES.map((n) => [n, { rps: of(n, 'rps'), p50: of(n, 'p50'), p99: of(n, 'p99') }])),
+      cpuMsPerGrant: Object.fromEntries(
+        SIDES.map((n) => {
+          const mine = runs.filter((r) => r.target === n);
+          const names = [...new Set(mine.flatMap((r) => Object.keys(r.cpuMsPerGrant)))];
+          return [n, Object.fromEntries(names.map((p) => [p, median(mine.map((r) => r.cpuMsPerGrant[p]).filter((v) => Number.isFinite(v)))]))];
+        }),
+      ),
     };
   }
   return out;
 }
 
 export const label = (name) => (name === 'oidc' ? 'oidc-provider' : name);
+
+/**
+ * What the grants leave in FerretDB, and how FerretDB finds a document by _id
+ * there: the documents each side's token endpoint reads and writes by _id.
+ */
+export async function tokenState(t) {
+  const tokenDb = t.platform.envs.token['LEDGERLY_MONGO_DB']; // "ledgerly_token" with the default prefix
+  const client = new MongoClient(t.mongo.url, { serverSelectionTimeoutMS: 2000, retryWrites: false });
+  try {
+    await client.connect();
+    const count = (db, name) => client.db(db).collection(name).countDocuments({});
+    const explain = await client.db(tokenDb).collection('refresh_tokens').find({ _id: 'x' }).explain();
+    return {
+      tokenDb,
+      edge: { refreshTokens: await count(tokenDb, 'refresh_tokens'), families: await count(tokenDb, 'token_families'), clients: await count(tokenDb, 'clients') },
+      oidc: { refreshTokens: await count(OIDC_DATABASE, 'refresh_token'), grants: await count(OIDC_DATABASE, 'grant'), clients: await count(OIDC_DATABASE, 'client') },
+      byIdPlan: JSON.stringify(explain.queryPlanner?.Plan ?? explain.queryPlanner ?? null),
+      byIdFilterPushdown: explain.filterPushdown,
+    };
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * CPU seconds (user + system) so far of each process, from /proc (Linux);
+ * `processes` maps a name to something with a pid (ManagedProcess). Empty
+ * where /proc is not there.
+ */
+export function cpuSampler(processes) {
+  let hz = 100;
+  try {
+    hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()) || 100;
+  } catch {
+    // the usual value
+  }
+  return () => {
+    const out = {};
+    for (const [name, p] of Object.entries(processes)) {
+      const pid = p?.pid;
+      if (!pid) continue;
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        out[name] = (Number(fields[11]) + Number(fields[12])) / hz; // utime + stime
+      } catch {
+        // not running, or no /proc
+      }
+    }
+    return out;
+  };
+}

@@ -61,7 +61,7 @@ const measureFrom = t0 + warmupS * 1000;
 const measureTo = measureFrom + durationS * 1000;
 const latencies = [];
 const statuses = {};
-const outcome = { ok: 0, completed: 0, warmupOk: 0, errors: 0, timeouts: 0, replaced: 0, lost: 0, accessTokenBytes: 0, firstError: undefined };
+const outcome = { ok: 0, completed: 0, granted: 0, errors: 0, timeouts: 0, replaced: 0, lost: 0, firstError: undefined };
 const spareTokens = [...spares];
 
 async function run(chain) {
@@ -94,12 +94,12 @@ async function run(chain) {
     }
     const good = res.status === 200 && typeof body?.access_token === 'string' && (grant !== 'refresh_token' || typeof body.refresh_token === 'string');
     if (good) {
+      outcome.granted++;
       if (grant === 'refresh_token') chain.refreshToken = body.refresh_token;
       if (counted) {
         outcome.ok++;
         latencies.push(res.ended - res.started);
-        outcome.accessTokenBytes = body.access_token.length;
-      } else if (res.ended < measureFrom) outcome.warmupOk++;
+      }
     } else {
       outcome.firstError ??= `${res.status}: ${res.text.slice(0, 300)}`;
       if (grant === 'refresh_token' && !replace(chain)) return;
