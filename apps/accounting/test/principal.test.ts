@@ -505,9 +505,9 @@ describe('fail closed: a stale event feed means synchronous checks', () => {
   });
 
   it.each([
-    ['grant_revoked', "The user withdrew the app's access"],
-    ['user_disabled', 'The user is disabled'],
-    ['client_suspended', 'The app is suspended'],
+    ['grant_revoked', "The app's access was withdrawn (by the user, or because a used refresh token came back)"],
+    ['user_disabled', 'The user was disabled after this token was issued'],
+    ['client_suspended', 'The app was suspended after this token was issued'],
     ['token_revoked', 'The access token was revoked'],
     ['something_new', 'The access token was revoked'],
   ])('an inactive CheckToken answer (%s) refuses the token with its reason, before the connection is checked', async (answer, message) => {

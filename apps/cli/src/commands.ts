@@ -93,7 +93,8 @@ function clientJson(c: Client, secret?: string) {
     redirect_uris: c.redirectUris,
     token_endpoint_auth_method: c.tokenEndpointAuthMethod,
     grant_types: c.grantTypes,
-    pkce: c.pkceRequired ? 'required' : 'optional',
+    // PKCE is a property of the code flow: a client_credentials-only client has none.
+    ...(c.grantTypes.includes('authorization_code') ? { pkce: c.pkceRequired ? 'required' : 'optional' } : {}),
     ...(c.requirePushedAuthorizationRequests ? { require_pushed_authorization_requests: true } : {}),
     ...(c.postLogoutRedirectUris.length > 0 ? { post_logout_redirect_uris: c.postLogoutRedirectUris } : {}),
     ...(c.customConnection ? { custom_connection: { tenant_id: c.customConnection.tenantId, user_id: c.customConnection.userId, scope: c.customConnection.scopes.join(' ') } } : {}),
@@ -112,7 +113,9 @@ export const COMMANDS: Command[] = [
       name: { type: 'string', required: true, description: 'Display name' },
     },
     run: async ({ identity }, o) => {
-      const password = str(o, 'password') === '-' ? await readStdin() : str(o, 'password');
+      const fromStdin = str(o, 'password') === '-';
+      if (!fromStdin) process.stderr.write('Warning: a password given on the command line is kept in shell history and visible in ps; prefer --password - (stdin)\n');
+      const password = fromStdin ? await readStdin() : str(o, 'password');
       const { user } = await identity.createUser({ email: str(o, 'email'), password, name: str(o, 'name') });
       return { id: user!.id, email: user!.email, name: user!.name, created_at: user!.createdAt?.toISOString() };
     },

@@ -129,9 +129,12 @@ describe('admin CLI', () => {
       const custom = await cli(['client', 'create', '--name', 'Nightly Sync', '--custom-connection-org', organisation!.id, '--custom-connection-user', user!.id, '--scope', 'accounting.contacts.read']);
       expect(custom.code).toBe(0);
       expect(JSON.parse(custom.stdout)).toMatchObject({ grant_types: ['client_credentials'], custom_connection: { tenant_id: organisation!.id, user_id: user!.id, scope: 'accounting.contacts.read' }, client_secret: expect.any(String) });
+      expect(JSON.parse(custom.stdout)).not.toHaveProperty('pkce');
       // Not a member: refused.
       const stranger = await cli(['client', 'create', '--name', 'Nope', '--custom-connection-org', randomUUID(), '--custom-connection-user', user!.id, '--scope', 'accounting.contacts.read']);
       expect(stranger.code).toBe(1);
+      expect(stranger.stderr).toContain('not a member of that organisation');
+      expect(stranger.stderr).not.toContain('INTERNAL');
     } finally {
       identity.close();
     }
@@ -150,7 +153,10 @@ describe('admin CLI', () => {
     const dup = await cli(['user', 'create', '--email', email.toUpperCase(), '--password', 'long enough', '--name', 'B']);
     expect(dup.code).toBe(1);
     expect(dup.stdout).toBe('');
-    expect(dup.stderr).toBe('Error: A user with this email already exists (ALREADY_EXISTS, email_taken)\n');
+    expect(dup.stderr).toBe(
+      'Warning: a password given on the command line is kept in shell history and visible in ps; prefer --password - (stdin)\n' +
+        'Error: A user with this email already exists (ALREADY_EXISTS, email_taken)\n',
+    );
     const bidi = await cli(['client', 'create', '--name', 'Evil \u202Egnp.exe', '--redirect-uri', 'https://app.example/cb']);
     expect(bidi.code).toBe(1);
     expect(bidi.stderr).toContain('bidirectional formatting characters');

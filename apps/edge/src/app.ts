@@ -73,11 +73,39 @@ export function createApp(deps: EdgeDeps): Koa {
 
   app.use(requestContext(logger));
   app.use(securityHeaders());
+  app.use(crossOrigin());
   app.use(readinessGate(deps.isReady));
   app.use(unmatchedRoutes());
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
+}
+
+/**
+ * CORS for what a browser app (a public client, PKCE only) calls from its own
+ * origin: discovery, the JWKS, /token, /revoke, /par, /userinfo, /connections
+ * and the API. These take no cookies, only credentials the app sends itself
+ * (its client_id, a bearer or DPoP token), so any origin may call them
+ * (Access-Control-Allow-Origin: *, never with credentials). The pages that
+ * rest on the sign-in cookie (/authorize, /login, /consent, /session/end)
+ * and /introspect (for resource servers) get no CORS headers.
+ */
+const CORS_PATHS = /^\/(\.well-known\/|token$|revoke$|par$|userinfo$|connections(\/|$)|api\.xro\/)/i;
+
+function crossOrigin(): Koa.Middleware {
+  return async (ctx, next) => {
+    if (!ctx.get('origin') || !CORS_PATHS.test(ctx.path)) return next();
+    ctx.set('Access-Control-Allow-Origin', '*');
+    ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate, Retry-After, X-Request-Id, DPoP-Nonce');
+    if (ctx.method === 'OPTIONS' && ctx.get('access-control-request-method')) {
+      ctx.set('Access-Control-Allow-Methods', 'GET, POST, PUT, DELETE');
+      ctx.set('Access-Control-Allow-Headers', 'Authorization, Content-Type, DPoP, Xero-Tenant-Id, If-Modified-Since, Accept');
+      ctx.set('Access-Control-Max-Age', '600');
+      ctx.status = 204;
+      return;
+    }
+    await next();
+  };
 }
 
 /** Endpoints whose 405 is an OAuth error (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1, RFC 9126 §2). */

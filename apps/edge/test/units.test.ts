@@ -1,7 +1,10 @@
 import { AddressType, ContactStatus, PhoneType, type Contact } from '@ledgerly/proto/accounting/v1/accounting';
 import type { Context } from 'koa';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectionDate, msDate, parseContacts, toXeroContact } from '../src/api/xero-json.js';
+import { BodyTimeout, ClientClosedRequest, readBody } from '../src/http/body.js';
 import { InvalidClient, InvalidRequest } from '../src/http/errors.js';
 import { escapeHtml, html } from '../src/http/html.js';
 import { readClientAuthentication } from '../src/oauth/client-auth.js';
@@ -171,5 +174,46 @@ describe('discovery', () => {
       if (name.endsWith('alg_values_supported')) expect(value, name).not.toEqual(expect.arrayContaining([expect.stringMatching(/^(none|HS\d+)$/)]));
     }
     expect(doc['scopes_supported']).toEqual(expect.arrayContaining(['openid', 'offline_access', 'accounting.contacts', 'accounting.reports.profitandloss.read']));
+  });
+});
+
+describe('request bodies', () => {
+  /** A real HTTP server whose handler reads the body as the edge does; resolves with what readBody did. */
+  async function readOver(send: (socket: Socket) => void, timeoutMs: number): Promise<unknown> {
+    let done!: (v: unknown) => void;
+    const outcome = new Promise((resolve) => (done = resolve));
+    const server = createServer((req, res) => {
+      const ctx = { req, get: (n: string) => String(req.headers[n.toLowerCase()] ?? ''), set: () => undefined } as unknown as Context;
+      readBody(ctx, 1024, timeoutMs).then(done, done).finally(() => res.end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    send(socket);
+    try {
+      return await outcome;
+    } finally {
+      socket.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+  const head = 'POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n';
+
+  it('gives up on a body that does not arrive in time (408), instead of holding the request open', async () => {
+    const started = Date.now();
+    const outcome = await readOver((s) => s.write(`${head}a=b&c`), 150);
+    expect(outcome).toBeInstanceOf(BodyTimeout);
+    expect((outcome as BodyTimeout).status).toBe(408);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('tells a client that hung up mid-body from a failure (no 500, no error log)', async () => {
+    const outcome = await readOver((s) => {
+      s.write(`${head}a=b`);
+      setTimeout(() => s.destroy(), 50);
+    }, 5000);
+    expect(outcome).toBeInstanceOf(ClientClosedRequest);
+    expect((outcome as ClientClosedRequest).expose).toBe(true);
   });
 });

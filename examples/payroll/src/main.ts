@@ -12,7 +12,7 @@
  */
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { connectedPage, errorPage, homePage, type Notice, type OrganisationView } from './pages.js';
 
@@ -41,14 +41,25 @@ interface Session {
   pending?: { verifier: string; state: string; nonce: string };
   tokens?: { accessToken: string; refreshToken?: string; expiresAt: number; name?: string };
   notice?: Notice;
+  /** Anti-CSRF token of this browser session, in every form. */
+  csrf: string;
 }
 const sessions = new Map<string, Session>();
+
+/** A form must carry this session's anti-CSRF token (SameSite=Lax alone leaves older browsers open). */
+function checkCsrf(s: Session, form: Map<string, string> | URLSearchParams): void {
+  const sent = Buffer.from(form.get('csrf') ?? '');
+  const expected = Buffer.from(s.csrf);
+  if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
+    throw Object.assign(new Error('This form has expired; reload the page and try again.'), { status: 403, expose: true });
+  }
+}
 
 function session(ctx: Context): Session {
   let id = ctx.cookies.get('payroll_sid');
   if (!id || !sessions.has(id)) {
     id = randomBytes(24).toString('base64url');
-    sessions.set(id, {});
+    sessions.set(id, { csrf: randomBytes(24).toString('base64url') });
     ctx.cookies.set('payroll_sid', id, { httpOnly: true, sameSite: 'lax', path: '/' });
   }
   return sessions.get(id)!;
@@ -124,7 +135,7 @@ router.get('/', async (ctx) => {
       ...(res.ok ? {} : { error: body.Detail ?? `HTTP ${res.status}` }),
     });
   }
-  ctx.body = connectedPage(s.tokens.name ?? '', organisations, notice);
+  ctx.body = connectedPage(s.tokens.name ?? '', organisations, s.csrf, notice);
 });
 
 router.get('/connect', async (ctx) => {
@@ -178,6 +189,7 @@ router.get('/callback', async (ctx) => {
 router.post('/contacts', async (ctx) => {
   const s = session(ctx);
   const form = await readForm(ctx);
+  checkCsrf(s, form);
   const res = await api(s, '/api.xro/2.0/Contacts', {
     method: 'PUT',
     tenantId: form.get('tenantId') ?? '',
@@ -195,13 +207,15 @@ router.post('/contacts', async (ctx) => {
 router.post('/disconnect', async (ctx) => {
   const s = session(ctx);
   const form = await readForm(ctx);
+  checkCsrf(s, form);
   const res = await api(s, `/connections/${encodeURIComponent(form.get('connectionId') ?? '')}`, { method: 'DELETE' });
   s.notice = res.status === 204 ? { text: 'Disconnected.' } : { text: `Disconnecting failed (HTTP ${res.status})`, error: true };
   ctx.redirect('/');
 });
 
-router.post('/forget', (ctx) => {
+router.post('/forget', async (ctx) => {
   const s = session(ctx);
+  checkCsrf(s, await readForm(ctx));
   delete s.tokens;
   ctx.redirect('/');
 });
@@ -211,7 +225,7 @@ app.use(async (ctx, next) => {
   try {
     await next();
   } catch (err) {
-    ctx.status = 500;
+    ctx.status = (err as { expose?: boolean; status?: number }).expose ? ((err as { status: number }).status ?? 500) : 500;
     ctx.type = 'html';
     ctx.body = errorPage((err as Error).message);
     log('Request failed', { path: ctx.path, error: (err as Error).message });

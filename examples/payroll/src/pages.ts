@@ -42,7 +42,8 @@ export function homePage(message?: Notice): string {
 <p><a class="button" id="connect" href="/connect">Connect to Ledgerly</a></p></div>`);
 }
 
-export function connectedPage(userName: string, organisations: OrganisationView[], message?: Notice): string {
+export function connectedPage(userName: string, organisations: OrganisationView[], csrf: string, message?: Notice): string {
+  const token = `<input type="hidden" name="csrf" value="${escape(csrf)}">`;
   const orgs = organisations
     .map(
       (o) => `<section class="card org" data-tenant-id="${escape(o.tenantId)}"><h2 class="org-name">${escape(o.name)}</h2>
@@ -54,17 +55,17 @@ ${
         .map((c) => `<tr><td>${escape(c.Name)}</td><td>${escape(c.EmailAddress ?? '')}</td></tr>`)
         .join('')}</tbody></table>`
 }
-<form class="inline" method="post" action="/contacts"><input type="hidden" name="tenantId" value="${escape(o.tenantId)}">
+<form class="inline" method="post" action="/contacts">${token}<input type="hidden" name="tenantId" value="${escape(o.tenantId)}">
 <input name="name" placeholder="Employee name" required aria-label="Employee name"><input name="email" type="email" placeholder="Email" aria-label="Email">
 <button type="submit">Add employee</button></form>
-<form method="post" action="/disconnect" style="margin-top:12px"><input type="hidden" name="connectionId" value="${escape(o.connectionId)}">
+<form method="post" action="/disconnect" style="margin-top:12px">${token}<input type="hidden" name="connectionId" value="${escape(o.connectionId)}">
 <button class="secondary" type="submit">Disconnect ${escape(o.name)}</button></form></section>`,
     )
     .join('');
   return layout(`${notice(message)}<p>Connected to Ledgerly${userName ? ` as <strong>${escape(userName)}</strong>` : ''}.</p>
 ${organisations.length === 0 ? '<div class="card"><p>No organisations are connected.</p><p><a class="button" href="/connect">Connect to Ledgerly</a></p></div>' : orgs}
 <p class="inline"><a class="button" href="/connect">Connect another organisation</a></p>
-<form method="post" action="/forget"><button class="secondary" type="submit">Sign out of Payroll Demo</button></form>`);
+<form method="post" action="/forget">${token}<button class="secondary" type="submit">Sign out of Payroll Demo</button></form>`);
 }
 
 export function errorPage(message: string): string {

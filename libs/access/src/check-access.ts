@@ -24,9 +24,9 @@ export class AccessDenied extends Error {
 
 const MESSAGES: Record<RevocationReason, string> = {
   token_revoked: 'The access token was revoked',
-  grant_revoked: "The user withdrew the app's access",
-  client_suspended: 'The app is suspended',
-  user_disabled: 'The user is disabled',
+  grant_revoked: "The app's access was withdrawn (by the user, or because a used refresh token came back)",
+  client_suspended: 'The app was suspended after this token was issued',
+  user_disabled: 'The user was disabled after this token was issued',
 };
 
 export interface AccessGuardOptions {

@@ -185,6 +185,11 @@ describe('the example payroll app connects to Ledgerly, in a real browser', () =
       expect(await page.content()).not.toContain(gone.name);
       expect(await liveConnections(user.id)).toEqual([kept.id]);
 
+      // A form posted without the page's anti-CSRF token (as another site would) is refused, and changes nothing.
+      const forged = await page.request.post(`${app.url}/disconnect`, { form: { connectionId: 'any' }, maxRedirects: 0 });
+      expect(forged.status()).toBe(403);
+      expect(await liveConnections(user.id)).toEqual([kept.id]);
+
       // It stays gone.
       await page.reload();
       await page.locator('section.org h2.org-name').first().waitFor();

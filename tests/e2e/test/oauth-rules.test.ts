@@ -316,6 +316,11 @@ describe('client_credentials', () => {
     expect((await api(t, body.access_token, '/api.xro/2.0/Contacts', { 'xero-tenant-id': s.organisations[1].id })).status).toBe(403);
     expect(await oauthError(token(t, custom, { grant_type: 'client_credentials', scope: 'accounting.contacts' }))).toEqual({ status: 400, error: 'invalid_scope' });
     expect(await oauthError(token(t, s.client, { grant_type: 'client_credentials' }))).toEqual({ status: 400, error: 'unauthorized_client' });
+    // Disconnected (DELETE /connections/{id}): its token is refused, and it gets no new one.
+    const [connection] = (await (await api(t, body.access_token)).json()) as Array<{ id: string }>;
+    expect((await fetch(new URL(`/connections/${connection!.id}`, t.issuer), { method: 'DELETE', headers: { authorization: `Bearer ${body.access_token}` } })).status).toBe(204);
+    await expect.poll(async () => (await api(t, body.access_token, '/api.xro/2.0/Contacts', { 'xero-tenant-id': s.organisations[0].id })).status, { timeout: 5000 }).toBe(401);
+    expect(await oauthError(token(t, custom, { grant_type: 'client_credentials' }))).toEqual({ status: 400, error: 'invalid_grant' });
   });
 });
 
@@ -435,7 +440,7 @@ describe('redirect URIs', () => {
   });
 
   it('refuses to register userinfo, fragments, dot-segments and encoded slashes', async () => {
-    for (const uri of ['https://user:pw@app.example/cb', 'https://app.example/cb#frag', 'https://app.example/a/../cb', 'https://app.example/./cb', 'https://app.example/a%2Fb', 'https://app.example/%2e%2e/cb', 'https://app.example/a/%2E/cb', 'http://app.example/cb']) {
+    for (const uri of ['https://user:pw@app.example/cb', 'https://app.example/cb#frag', 'https://app.example/a/../cb', 'https://app.example/./cb', 'https://app.example/a%2Fb', 'https://app.example/%2e%2e/cb', 'https://app.example/a/%2E/cb', 'http://app.example/cb', 'https://*.example/cb']) {
       const err = await failure(registerClient(t.grpc, { redirectUris: [uri] }));
       expect(err, uri).toMatchObject({ code: Status.INVALID_ARGUMENT, reason: 'invalid_redirect_uri' });
     }
@@ -704,6 +709,11 @@ describe('responses', () => {
     expect(await oauthError(token(t, s.client, {}))).toEqual({ status: 400, error: 'invalid_request' });
     expect(await oauthError(token(t, s.client, { grant_type: 'refresh_token', refresh_token: 'x' }))).toEqual({ status: 400, error: 'invalid_grant' });
     expect(await oauthError(token(t, s.client, { grant_type: 'password', username: 'a', password: 'b' }))).toEqual({ status: 400, error: 'unsupported_grant_type' });
+    // The client is authenticated before the request is judged: a wrong secret is 401 whatever else is wrong.
+    for (const form of [{ grant_type: 'authorization_code', code: 'x' }, { grant_type: 'refresh_token' }] as Array<Record<string, string>>) {
+      expect(await oauthError(token(t, null, form, { authorization: basic(s.client.clientId, 'wrong') }))).toEqual({ status: 401, error: 'invalid_client' });
+      expect(await oauthError(token(t, s.client, form))).toEqual({ status: 400, error: 'invalid_request' });
+    }
     const basicFail = await token(t, null, { grant_type: 'refresh_token', refresh_token: 'x' }, { authorization: basic(s.client.clientId, 'wrong') });
     expect(basicFail.status).toBe(401);
     expect(basicFail.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
@@ -743,6 +753,27 @@ describe('responses', () => {
     expect(await oauthError(json)).toEqual({ status: 400, error: 'invalid_request' });
     const repeated = await token(t, s.client, { grant_type: 'refresh_token' });
     expect(repeated.status).toBe(400);
+  });
+});
+
+describe('browser apps (CORS)', () => {
+  it('let a browser app call /token, /userinfo and the API from its own origin, never the cookie pages or /introspect', async () => {
+    const origin = { origin: 'https://spa.example' };
+    const preflight = await fetch(new URL('/token', t.issuer), { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, dpop' } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/DPoP/);
+    expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
+    const tokens = await tokensFor(t, s, s.client);
+    for (const path of ['/api.xro/2.0/Contacts', '/connections']) {
+      const res = await fetch(new URL(path, t.issuer), { headers: { ...origin, authorization: `Bearer ${tokens.access_token}`, 'xero-tenant-id': s.organisations[0].id } });
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('access-control-allow-origin'), path).toBe('*');
+    }
+    for (const path of ['/authorize', '/login', '/introspect']) {
+      const res = await fetch(new URL(path, t.issuer), { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'POST' }, redirect: 'manual' });
+      expect(res.headers.get('access-control-allow-origin'), path).toBeNull();
+    }
   });
 });
 

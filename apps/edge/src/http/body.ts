@@ -9,20 +9,58 @@ export class UnsupportedEncoding extends EdgeError {
   readonly status = 415;
 }
 
-/** Reads the raw body, refusing more than `limit` bytes, and any Content-Encoding (gzip, …). */
-export async function readBody(ctx: Context, limit: number): Promise<string> {
+/** The body did not arrive in time (a slow or stalled client): 408. */
+export class BodyTimeout extends EdgeError {
+  readonly status = 408;
+}
+
+/** The client went away while sending its body: nobody is left to answer (logged as such, not as a failure). */
+export class ClientClosedRequest extends EdgeError {
+  readonly status = 400;
+}
+
+/** How long a request body may take to arrive (a slowloris defence). */
+export const BODY_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads the raw body, refusing more than `limit` bytes, any Content-Encoding
+ * (gzip, …), and a body that takes longer than BODY_TIMEOUT_MS (408, and the
+ * connection is closed).
+ */
+export async function readBody(ctx: Context, limit: number, timeoutMs = BODY_TIMEOUT_MS): Promise<string> {
   const encoding = ctx.get('content-encoding').trim().toLowerCase();
   if (encoding && encoding !== 'identity') throw new UnsupportedEncoding(`Content-Encoding ${encoding} is not supported; send the body uncompressed`);
   const declared = Number(ctx.get('content-length') || '0');
   if (declared > limit) throw new PayloadTooLarge(`The body must be at most ${limit} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new PayloadTooLarge(`The body must be at most ${limit} bytes`);
-    chunks.push(chunk);
+  const read = (async () => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new PayloadTooLarge(`The body must be at most ${limit} bytes`);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyTimeout(`The request body did not arrive within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([read, late]);
+  } catch (err) {
+    if (err instanceof BodyTimeout) {
+      read.catch(() => undefined);
+      ctx.set('Connection', 'close');
+      throw err;
+    }
+    if (ctx.req.aborted || (err as NodeJS.ErrnoException).code === 'ECONNRESET' || (err as Error).message === 'aborted') {
+      throw new ClientClosedRequest('The client closed the connection before sending its whole body');
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -36,6 +74,8 @@ export async function readForm(ctx: Context, limit = 64 * 1024): Promise<Map<str
 
 /** A form body whose fields may repeat (checkboxes). */
 export async function readFormParams(ctx: Context, limit = 64 * 1024): Promise<URLSearchParams> {
+  // No body at all: no parameters (so the endpoint can say which one is missing).
+  if (ctx.is('application/x-www-form-urlencoded') === null && !ctx.get('content-type')) return new URLSearchParams();
   if (!ctx.is('application/x-www-form-urlencoded')) {
     throw new InvalidRequest('The body must be application/x-www-form-urlencoded');
   }

@@ -40,7 +40,10 @@ export function parEndpoint(deps: EdgeDeps): Middleware {
       const pushed = await deps.token.pushAuthorization({ client: auth, parametersJson: JSON.stringify(Object.fromEntries(parameters)) });
       const client = await deps.clients.find(auth.clientId);
       if (!client) throw new InvalidClient('Client authentication failed');
-      registeredRedirectUri(parameters, client, (description) => new InvalidRequest(description));
+      // For the developer, not a person: say exactly what is wrong (RFC 9700 §4.1.3).
+      registeredRedirectUri(parameters, client, () =>
+        new InvalidRequest(parameters.has('redirect_uri') ? 'redirect_uri is not one of the client\'s registered redirect URIs (exact match)' : 'redirect_uri is required'),
+      );
       checkAuthorizationParameters(parameters, client);
       ctx.set('Cache-Control', 'no-store');
       ctx.status = 201;

@@ -21,6 +21,8 @@ export function checkRedirectUri(value: string): string {
   }
   if (value.includes('#')) throw fail('it must not contain a fragment');
   if (url.username || url.password) throw fail('it must not contain user information');
+  // Exact matching only (RFC 9700 §4.1.3): a pattern is not a URI to register.
+  if (value.includes('*')) throw fail('it must not contain wildcards; register each URI exactly');
   // The path as sent: URL parsing would already have removed dot-segments.
   const rawPath = value.replace(/^[a-z][a-z0-9+.-]*:(\/\/[^/?#]*)?/i, '').split('?')[0] ?? '';
   if (/%2f|%5c/i.test(rawPath) || rawPath.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {

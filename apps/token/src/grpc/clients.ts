@@ -1,5 +1,5 @@
 import { isKnownScope } from '@ledgerly/access';
-import { hasUnsafeText, InvalidArgumentError, NotFoundError, randomSecret, sha256 } from '@ledgerly/chassis';
+import { FailedPreconditionError, hasUnsafeText, InvalidArgumentError, isRemoteError, NotFoundError, randomSecret, sha256, Status } from '@ledgerly/chassis';
 import { ClientType, type Client, type CreateClientRequest } from '@ledgerly/proto/token/v1/token';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +30,10 @@ export function clientHandlers(deps: TokenDeps): Pick<TokenHandlers, 'createClie
         } catch (err) {
           // No half-made client: without its connection it must not exist.
           await clients.delete(doc._id);
+          // The consent service's refusal is the operator's to read, not an internal error.
+          if (isRemoteError(err, Status.PERMISSION_DENIED) || isRemoteError(err, Status.INVALID_ARGUMENT) || isRemoteError(err, Status.NOT_FOUND)) {
+            throw new FailedPreconditionError(`The custom connection cannot be made: ${err.details}`, err.reason ?? 'custom_connection_refused');
+          }
           throw err;
         }
       }
