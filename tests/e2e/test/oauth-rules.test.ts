@@ -580,6 +580,34 @@ describe('endpoints', () => {
     expect((await ua.follow(authorizeUrl(t, s.client, {}), t.issuer)).url.pathname).toBe('/consent');
   });
 
+  it('RP-initiated logout never redirects to an unregistered post_logout_redirect_uri, and refuses an ID token it did not issue', async () => {
+    const back = 'http://127.0.0.1:8765/bye';
+    const client = await registerClient(t.grpc, { postLogoutRedirectUris: [back] });
+    const ua = new UserAgent();
+    const tokens = await tokensFor(t, s, client, { scope: 'openid' });
+    const end = (params: Record<string, string>) => {
+      const url = new URL('/session/end', t.issuer);
+      url.search = new URLSearchParams(params).toString();
+      return url;
+    };
+    await errorPage(end({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'https://attacker.example/bye' }), /has not registered/);
+    await errorPage(end({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${back}/` }), /has not registered/);
+    await errorPage(end({ client_id: client.clientId, post_logout_redirect_uri: 'https://attacker.example/bye' }), /has not registered/);
+    const forged = await new SignJWT({ sid: 'x' }).setProtectedHeader({ alg: 'ES256', kid: decodeProtectedHeader(tokens.id_token!).kid! }).setIssuer(t.issuer).setAudience(client.clientId).setSubject(s.user.id).setIssuedAt().sign((await generateKeyPair('ES256')).privateKey);
+    await errorPage(end({ id_token_hint: forged, post_logout_redirect_uri: back }), /did not issue/);
+    // With the hint of another browser's session, the person confirms first: no sign-out by a link alone.
+    const page = await ua.follow(end({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: back, state: 'z' }), t.issuer);
+    expect(page.left).toBeUndefined();
+    expect(page.res.status).toBe(200);
+    expect(await page.res.text()).toMatch(/<form[^>]+method="post"/);
+  });
+
+  it('prompt=consent shows the consent page even to a signed-in person who already connected the app', async () => {
+    const ua = new UserAgent();
+    await callback(t, s, s.client, {}, ua);
+    expect((await ua.follow(authorizeUrl(t, s.client, { prompt: 'consent' }), t.issuer)).url.pathname).toBe('/consent');
+  });
+
   it('PAR (RFC 9126): a request_uri is single-use and bound to its client; a client that requires PAR cannot use the front channel', async () => {
     const push = (client: Client, params: Record<string, string>, authorization: string | null = basic(client.clientId, client.clientSecret)) =>
       fetch(new URL('/par', t.issuer), {
