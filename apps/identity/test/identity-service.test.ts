@@ -272,6 +272,9 @@ describe('organisations and memberships', () => {
     expect(await failure(client.createOrganisation({ name: ' ' }))).toMatchObject({ code: Status.INVALID_ARGUMENT });
     expect(await failure(client.createOrganisation({ name: 'X', countryCode: 'NZL' }))).toMatchObject({ code: Status.INVALID_ARGUMENT });
     expect(await failure(client.createOrganisation({ name: 'X', baseCurrency: 'N1D' }))).toMatchObject({ code: Status.INVALID_ARGUMENT });
+    // Well-formed but not a code at all (Xero's CountryCode and CurrencyCode lists).
+    expect(await failure(client.createOrganisation({ name: 'X', countryCode: 'ZZ' }))).toMatchObject({ code: Status.INVALID_ARGUMENT, reason: 'invalid_country_code' });
+    expect(await failure(client.createOrganisation({ name: 'X', baseCurrency: 'QQQ' }))).toMatchObject({ code: Status.INVALID_ARGUMENT, reason: 'invalid_currency_code' });
     expect(await failure(client.getOrganisation({ organisationId: 'nope' }))).toMatchObject({ code: Status.NOT_FOUND });
   });
 

@@ -294,6 +294,15 @@ describe('the accounting API', () => {
     expect(body.Elements[0]!.ValidationErrors.map((e) => e.Message)).toEqual(['Name must be a string.', 'Phones[0].PhoneType must be one of DEFAULT, DDI, MOBILE, FAX, OFFICE.']);
   });
 
+  it('refuses repeated or malformed list parameters instead of ignoring them', async () => {
+    for (const query of ['searchTerm=a&searchTerm=b', 'includeArchived=maybe', 'page=0', 'page=x', 'IDs=not-a-uuid']) {
+      const res = await api(`/api.xro/2.0/Contacts?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(((await res.json()) as { Detail: string }).Detail, query).toMatch(/repeated|true or false|positive whole number|ContactIDs/);
+    }
+    expect((await api('/api.xro/2.0/Contacts?includeArchived=TRUE')).status).toBe(200);
+  });
+
   it('returns 404 for an unknown contact and for unknown routes', async () => {
     const res = await api('/api.xro/2.0/Contacts/00000000-0000-4000-8000-000000000000');
     expect(res.status).toBe(404);

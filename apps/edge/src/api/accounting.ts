@@ -36,7 +36,12 @@ export function getOrganisation(deps: EdgeDeps): Middleware {
 export function listContacts(deps: EdgeDeps): Middleware {
   return async (ctx) => {
     const q = ctx.query;
-    const one = (name: string) => (typeof q[name] === 'string' ? (q[name] as string) : undefined);
+    const one = (name: string) => {
+      const v = q[name];
+      // A repeated parameter is ambiguous: say so rather than pick one or ignore both.
+      if (Array.isArray(v)) throw badRequest(`${name} is repeated; send it once`);
+      return v;
+    };
     if (one('where') !== undefined || one('order') !== undefined) {
       throw badRequest('The where and order parameters are not supported yet; use searchTerm, IDs, includeArchived and page.');
     }
@@ -45,6 +50,12 @@ export function listContacts(deps: EdgeDeps): Middleware {
       if (v === undefined) return 0;
       if (!/^\d{1,6}$/.test(v) || Number(v) < 1) throw badRequest(`${name} must be a positive whole number`);
       return Number(v);
+    };
+    const bool = (name: string) => {
+      const v = one(name)?.toLowerCase();
+      if (v === undefined || v === 'false') return false;
+      if (v === 'true') return true;
+      throw badRequest(`${name} must be true or false`);
     };
     const ids = (one('IDs') ?? one('ids') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (ids.some((id) => !UUID.test(id))) throw badRequest('IDs must be a comma-separated list of ContactIDs');
@@ -56,7 +67,7 @@ export function listContacts(deps: EdgeDeps): Middleware {
         tenantId: caller(ctx).tenantId!,
         page: int('page'),
         pageSize: int('pageSize'),
-        includeArchived: one('includeArchived') === 'true',
+        includeArchived: bool('includeArchived'),
         searchTerm: one('searchTerm') ?? '',
         contactIds: ids,
         ...(modifiedAfter ? { modifiedAfter } : {}),

@@ -18,6 +18,7 @@ import type { MembershipDoc, MembershipStore } from '../store/memberships.js';
 import type { OrganisationDoc, OrganisationStore } from '../store/organisations.js';
 import type { SessionDoc, SessionStore } from '../store/sessions.js';
 import type { UserDoc, UserStore } from '../store/users.js';
+import { COUNTRY_CODES, CURRENCY_CODES } from '../domain/iso-codes.js';
 
 export interface IdentityDeps {
   config: IdentityConfig;
@@ -110,8 +111,8 @@ export function identityService(deps: IdentityDeps): ServiceImplementation {
       if (hasUnsafeText(name)) throw new InvalidArgumentError(UNSAFE_NAME, 'invalid_name');
       const countryCode = (req.countryCode || 'NZ').toUpperCase();
       const baseCurrency = (req.baseCurrency || 'NZD').toUpperCase();
-      if (!/^[A-Z]{2}$/.test(countryCode)) throw new InvalidArgumentError('country_code must be ISO 3166-1 alpha-2, e.g. NZ');
-      if (!/^[A-Z]{3}$/.test(baseCurrency)) throw new InvalidArgumentError('base_currency must be ISO 4217, e.g. NZD');
+      if (!COUNTRY_CODES.has(countryCode)) throw new InvalidArgumentError(`country_code must be an ISO 3166-1 alpha-2 code, e.g. NZ (not ${countryCode.slice(0, 8)})`, 'invalid_country_code');
+      if (!CURRENCY_CODES.has(baseCurrency)) throw new InvalidArgumentError(`base_currency must be an ISO 4217 code, e.g. NZD (not ${baseCurrency.slice(0, 8)})`, 'invalid_currency_code');
       const organisation = await organisations.create({ name, countryCode, baseCurrency });
       deps.logger.info('Organisation created', { organisationId: organisation._id });
       return { organisation: toOrganisation(organisation) };
