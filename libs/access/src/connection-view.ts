@@ -41,6 +41,12 @@ export class ConnectionView {
   private readonly tombstones: TtlCache<string, number>;
   /** Bumped by each connection.created for a key, so an answer that raced it is not cached. */
   private readonly epochs: TtlCache<string, number>;
+  /**
+   * When a connection of the key was last revoked (ms), for as long as a
+   * token issued before it can be valid: a token issued before a disconnect
+   * stays refused for that organisation even after the user reconnects it.
+   */
+  private readonly lastRevoked: TtlCache<string, number>;
   private readonly now: () => number;
 
   constructor(private readonly options: ConnectionViewOptions) {
@@ -51,13 +57,24 @@ export class ConnectionView {
     // Tokens live 30 minutes; keep tombstones a little longer for clock skew.
     this.tombstones = new TtlCache((ACCESS_TOKEN_TTL_SECONDS + 5 * 60) * 1000, Math.max(max, 1_000_000), this.now);
     this.epochs = new TtlCache(60_000, max, this.now);
+    this.lastRevoked = new TtlCache((ACCESS_TOKEN_TTL_SECONDS + 5 * 60) * 1000, Math.max(max, 1_000_000), this.now);
+  }
+
+  /** Live, unless a connection of the key was revoked after this token was issued. */
+  private liveFor(key: string, claims: AccessTokenClaims, revokedAt = 0): ConnectionStatus {
+    const last = Math.max(this.lastRevoked.get(key) ?? 0, revokedAt);
+    return last > 0 && last >= claims.issuedAtMs ? 'revoked' : 'live';
+  }
+
+  private noteRevoked(key: string, at: number | undefined): void {
+    if (at && at > (this.lastRevoked.get(key) ?? 0)) this.lastRevoked.set(key, at);
   }
 
   async status(claims: AccessTokenClaims, tenantId: string): Promise<ConnectionStatus> {
     const key = connectionKey(claims.userId, claims.clientId, tenantId);
     const liveId = this.live.get(key);
     if (liveId !== undefined) {
-      if (this.tombstones.get(liveId) === undefined) return 'live';
+      if (this.tombstones.get(liveId) === undefined) return this.liveFor(key, claims);
       this.live.delete(key);
     } else {
       const revokedAt = this.absent.get(key);
@@ -65,10 +82,11 @@ export class ConnectionView {
     }
     const epoch = this.epochs.get(key) ?? 0;
     const result = await this.options.check(claims.userId, claims.clientId, tenantId);
+    this.noteRevoked(key, result.lastRevokedAt);
     const tombstone = result.connectionId ? this.tombstones.get(result.connectionId) : undefined;
     if (result.connectionId && tombstone === undefined) {
       this.live.set(key, result.connectionId);
-      return 'live';
+      return this.liveFor(key, claims);
     }
     const revokedAt = Math.max(result.lastRevokedAt ?? 0, tombstone ?? 0);
     if ((this.epochs.get(key) ?? 0) === epoch) this.absent.set(key, revokedAt);
@@ -80,9 +98,10 @@ export class ConnectionView {
    * event feed is stale). Tombstones still apply: they only ever refuse.
    */
   async statusNow(claims: AccessTokenClaims, tenantId: string): Promise<ConnectionStatus> {
+    const key = connectionKey(claims.userId, claims.clientId, tenantId);
     const result = await this.options.check(claims.userId, claims.clientId, tenantId);
     const tombstone = result.connectionId ? this.tombstones.get(result.connectionId) : undefined;
-    if (result.connectionId && tombstone === undefined) return 'live';
+    if (result.connectionId && tombstone === undefined) return this.liveFor(key, claims, result.lastRevokedAt);
     return classify(Math.max(result.lastRevokedAt ?? 0, tombstone ?? 0), claims);
   }
 
@@ -94,6 +113,7 @@ export class ConnectionView {
       const at = (revokedAt ?? event.occurredAt ?? new Date(this.now())).getTime();
       this.tombstones.set(connectionId, at);
       const key = connectionKey(userId, clientId, tenantId);
+      this.noteRevoked(key, at);
       // Whatever is cached for the key is asked again: it may be this
       // connection, or one that a grant revocation ended without a
       // connection event of its own. "Absent" only when this was the one.
@@ -114,7 +134,7 @@ export class ConnectionView {
 
   /** False while revocation tombstones were dropped for room before they expired (see RevocationView.complete). */
   complete(): boolean {
-    return this.tombstones.complete();
+    return this.tombstones.complete() && this.lastRevoked.complete();
   }
 
   /** Entries held, for benchmarks and bounds tests. */
@@ -126,6 +146,7 @@ export class ConnectionView {
     this.live.sweep();
     this.absent.sweep();
     this.tombstones.sweep();
+    this.lastRevoked.sweep();
   }
 }
 

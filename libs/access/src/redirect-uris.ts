@@ -8,10 +8,12 @@ export function isRegisteredRedirectUri(registered: readonly string[], requested
   return registered.some((uri) => uri === requested || loopbackMatch(uri, requested));
 }
 
-const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::\d{1,5})?(\/[^#]*)?$/;
+const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::([1-9]\d{0,4}))?(\/[^#]*)?$/;
 
 function loopbackMatch(registered: string, requested: string): boolean {
   const r = LOOPBACK.exec(registered);
   const q = LOOPBACK.exec(requested);
-  return Boolean(r && q && r[1] === q[1] && (r[2] ?? '') === (q[2] ?? ''));
+  // A port is 1 to 65535 (RFC 6335); anything else is no URI at all.
+  if (!r || !q || Number(q[2] ?? 80) > 65535) return false;
+  return r[1] === q[1] && (r[3] ?? '') === (q[3] ?? '');
 }

@@ -101,6 +101,20 @@ describe('ConnectionView', () => {
     expect(calls).toHaveLength(1);
   });
 
+  it('keeps a token issued before a disconnect refused for that organisation after the user reconnects it', async () => {
+    const created = (id: string) => Event.fromPartial({ id: `e-${id}`, payload: { $case: 'connectionCreated', value: { connectionId: id, userId: 'u1', clientId: 'C1', tenantId: 'T1' } } });
+    const { v } = view([{ connectionId: 'c1', lastRevokedAt: undefined }]);
+    expect(await v.status(claims(NOW), 'T1')).toBe('live');
+    v.apply(revoked('c1', NOW + 10));
+    v.apply(created('c2'));
+    expect(await v.status(claims(NOW), 'T1')).toBe('revoked');
+    expect(await v.status(claims(NOW + 20), 'T1')).toBe('live');
+    // The same from the consent service's answer alone (a fresh instance), and when checking synchronously.
+    const { v: fresh } = view([{ connectionId: 'c2', lastRevokedAt: NOW + 10 }, { connectionId: 'c2', lastRevokedAt: NOW + 10 }]);
+    expect(await fresh.status(claims(NOW), 'T1')).toBe('revoked');
+    expect(await fresh.statusNow(claims(NOW + 20), 'T1')).toBe('live');
+  });
+
   it('re-checks a live answer after its TTL, and forgets tombstones once no token they affect can be valid', async () => {
     const clock = { now: NOW };
     const { v, calls } = view(

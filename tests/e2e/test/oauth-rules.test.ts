@@ -4,6 +4,7 @@ import { authorizeInteractively, eventually, failure, registerClient, seed, star
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { MongoClient } from 'mongodb';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -316,6 +317,8 @@ describe('client_credentials', () => {
     expect((await api(t, body.access_token, '/api.xro/2.0/Contacts', { 'xero-tenant-id': s.organisations[1].id })).status).toBe(403);
     expect(await oauthError(token(t, custom, { grant_type: 'client_credentials', scope: 'accounting.contacts' }))).toEqual({ status: 400, error: 'invalid_scope' });
     expect(await oauthError(token(t, s.client, { grant_type: 'client_credentials' }))).toEqual({ status: 400, error: 'unauthorized_client' });
+    // Nobody signs in: a custom connection cannot hold identity scopes (so no ID token).
+    expect(await failure(registerClient(t.grpc, { redirectUris: [], customConnection: { tenantId: s.organisations[0].id, userId: s.user.id, scopes: ['openid', 'accounting.contacts'], grantId: '' } }))).toMatchObject({ code: Status.INVALID_ARGUMENT, reason: 'invalid_scope' });
     // Disconnected (DELETE /connections/{id}): its token is refused, and it gets no new one.
     const [connection] = (await (await api(t, body.access_token)).json()) as Array<{ id: string }>;
     expect((await fetch(new URL(`/connections/${connection!.id}`, t.issuer), { method: 'DELETE', headers: { authorization: `Bearer ${body.access_token}` } })).status).toBe(204);
@@ -356,6 +359,21 @@ describe('client authentication', () => {
     }
   });
 
+  it('refuses two Authorization headers (which one authenticates would be a guess)', async () => {
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(new URL('/token', t.issuer), { method: 'POST', headers: ['authorization', basic(s.client.clientId, 'wrong'), 'authorization', basic(s.client.clientId, s.client.clientSecret), 'content-type', 'application/x-www-form-urlencoded'] as unknown as Record<string, string> }, (r) => {
+        let body = '';
+        r.on('data', (c: Buffer) => (body += c.toString()));
+        r.on('end', () => resolve({ status: r.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.end('grant_type=refresh_token&refresh_token=x');
+    });
+    // Node's HTTP parser already answers 400 to a repeated Authorization header; the edge would too (invalid_request).
+    expect(res.status).toBe(400);
+    expect(res.body).not.toContain('access_token');
+  });
+
   it('accepts client_secret_post, and refuses two methods at once (RFC 6749 §2.3)', async () => {
     const c = await code(t, s, s.client);
     const post = await token(t, s.client, { grant_type: 'authorization_code', code: c, redirect_uri: s.client.redirectUri, code_verifier: verifier, client_id: s.client.clientId, client_secret: s.client.clientSecret }, { authorization: null });
@@ -389,6 +407,10 @@ describe('client authentication', () => {
     expect(await oauthError(probe(await assertion(privateKey, { iat: now - 150, exp: now - 90 })))).toEqual({ status: 401, error: 'invalid_client' });
     const stranger = await generateKeyPair('ES256');
     expect(await oauthError(probe(await assertion(stranger.privateKey)))).toEqual({ status: 401, error: 'invalid_client' });
+    // One audience only, and not from the future.
+    const twoAudiences = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(client.clientId).setSubject(client.clientId).setAudience(['https://other.example', t.issuer]).setIssuedAt().setExpirationTime('1m').sign(privateKey);
+    expect(await oauthError(probe(twoAudiences))).toEqual({ status: 401, error: 'invalid_client' });
+    expect(await oauthError(probe(await assertion(privateKey, { iat: now + 300, exp: now + 360 })))).toEqual({ status: 401, error: 'invalid_client' });
     // The jti is remembered until the assertion's exp (and swept after).
     const stored = await withDb(t, 'ledgerly_token', (db) => db.collection('client_assertion_ids').countDocuments({}));
     expect(stored).toBeGreaterThanOrEqual(2);
@@ -430,6 +452,25 @@ describe('client authentication', () => {
   });
 });
 
+describe('consents', () => {
+  it('add up: a second consent shows what an earlier one already allows, for every organisation connected; a sign-in-only token sees no organisations', async () => {
+    const client = await registerClient(t.grpc);
+    const person = { email: s.user.email, password: s.user.password };
+    const first = await authorizeInteractively(new UserAgent(), authorizeUrl(t, client, { scope: 'accounting.contacts' }), { ...person, organisations: [s.organisations[0].id] });
+    expect(first.consentPage).not.toContain('You already allowed');
+    const firstTokens = (await (await exchange(t, client, first.callback.searchParams.get('code')!)).json()) as Tokens;
+    const second = await authorizeInteractively(new UserAgent(), authorizeUrl(t, client, { scope: 'accounting.settings.read' }), { ...person, organisations: [s.organisations[1].id] });
+    // The page says that contacts access, allowed before, will apply to the organisation chosen now too.
+    expect(second.consentPage).toMatch(/You already allowed[\s\S]*contacts[\s\S]*applies to every organisation you connect/i);
+    await exchange(t, client, second.callback.searchParams.get('code')!);
+    // As the page said: the first consent's token works in the organisation connected by the second.
+    expect((await api(t, firstTokens.access_token, '/api.xro/2.0/Contacts', { 'xero-tenant-id': s.organisations[1].id })).status).toBe(200);
+    // A sign-in-only token of the same app and person: no organisations.
+    const signIn = await tokensFor(t, s, client, { scope: 'openid profile' });
+    expect(await (await api(t, signIn.access_token)).json()).toEqual([]);
+  });
+});
+
 describe('redirect URIs', () => {
   it('matches exactly and case-sensitively; anything else is an error page, never a redirect', async () => {
     const client = await registerClient(t.grpc, { redirectUris: ['https://app.example/cb/done'] });
@@ -440,7 +481,7 @@ describe('redirect URIs', () => {
   });
 
   it('refuses to register userinfo, fragments, dot-segments and encoded slashes', async () => {
-    for (const uri of ['https://user:pw@app.example/cb', 'https://app.example/cb#frag', 'https://app.example/a/../cb', 'https://app.example/./cb', 'https://app.example/a%2Fb', 'https://app.example/%2e%2e/cb', 'https://app.example/a/%2E/cb', 'http://app.example/cb', 'https://*.example/cb']) {
+    for (const uri of ['https://user:pw@app.example/cb', 'https://app.example/cb#frag', 'https://app.example/a/../cb', 'https://app.example/./cb', 'https://app.example/a%2Fb', 'https://app.example/%2e%2e/cb', 'https://app.example/a/%2E/cb', 'http://app.example/cb', 'https://*.example/cb', 'https:app.example/cb', 'https://app.example\\@evil.example/cb', 'http://0x7f000001/cb', 'https://app.example/cb%00', 'https://APP.example/cb']) {
       const err = await failure(registerClient(t.grpc, { redirectUris: [uri] }));
       expect(err, uri).toMatchObject({ code: Status.INVALID_ARGUMENT, reason: 'invalid_redirect_uri' });
     }
@@ -457,6 +498,8 @@ describe('redirect URIs', () => {
     expect(`${cb.origin}${cb.pathname}`).toBe('http://127.0.0.1:51234/cb');
     expect((await exchange(t, onPort, cb.searchParams.get('code')!)).status).toBe(200);
     await errorPage(authorizeUrl(t, { ...loopback, redirectUri: 'http://127.0.0.1:51234/other' }), /redirect_uri mismatch/);
+    // Not a port at all: no match, an error page (never a 500).
+    await errorPage(authorizeUrl(t, { ...loopback, redirectUri: 'http://127.0.0.1:99999/cb' }), /redirect_uri mismatch/);
     const named = await registerClient(t.grpc, { redirectUris: ['http://localhost:7000/cb'] });
     await errorPage(authorizeUrl(t, { ...named, redirectUri: 'http://localhost:51234/cb' }), /redirect_uri mismatch/);
     const https = await registerClient(t.grpc, { redirectUris: ['https://app.example:8443/cb'] });
@@ -551,6 +594,11 @@ describe('endpoints', () => {
     await fetch(new URL('/revoke', t.issuer), { method: 'POST', headers: { authorization: basic(s.client.clientId, s.client.clientSecret), 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${mine.access_token}` });
     expect(await (await introspect(mine.access_token)).json()).toEqual({ active: false });
     expect(await oauthError(introspect(mine.access_token, null))).toEqual({ status: 401, error: 'invalid_client' });
+    // A public client cannot authenticate, so it cannot introspect (RFC 7662 §2.1), even its own token.
+    const pub = await registerClient(t.grpc, { type: ClientType.CLIENT_TYPE_PUBLIC });
+    const own = (await (await exchange(t, pub, await code(t, s, pub), { client_id: pub.clientId }, { authorization: null })).json()) as Tokens;
+    const asPublic = await fetch(new URL('/introspect', t.issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: own.access_token, client_id: pub.clientId }).toString() });
+    expect(await oauthError(asPublic)).toEqual({ status: 401, error: 'invalid_client' });
   });
 
   it('OpenID Connect: an ID token with nonce, auth_time, at_hash and sid; /userinfo refuses a token without openid (403 insufficient_scope)', async () => {
@@ -660,6 +708,8 @@ describe('DPoP (RFC 9449)', () => {
     const body = (await res.json()) as Tokens;
     expect(body.token_type).toBe('DPoP');
     expect(decodeJwt(body.access_token)['cnf']).toEqual({ jkt: await calculateJwkThumbprint(keys.jwk) });
+    const introspected = await fetch(new URL('/introspect', t.issuer), { method: 'POST', headers: { authorization: basic(s.client.clientId, s.client.clientSecret), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: body.access_token }).toString() });
+    expect(await introspected.json()).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: await calculateJwkThumbprint(keys.jwk) } });
     // The same proof again: a replayed jti.
     expect(await oauthError(token(t, s.client, { grant_type: 'refresh_token', refresh_token: body.refresh_token! }, { dpop: good }))).toEqual({ status: 400, error: 'invalid_dpop_proof' });
   });

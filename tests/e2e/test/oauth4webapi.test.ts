@@ -236,9 +236,9 @@ describe('with oauth4webapi', () => {
       expectedNonce: nonce,
     });
     expect(tokens.token_type).toBe('dpop');
-    const introspected = await oauth.processIntrospectionResponse(as, c, await oauth.introspectionRequest(as, c, auth, tokens.access_token, insecure));
-    expect(introspected.token_type).toBe('DPoP');
-    expect(introspected.cnf?.jkt).toEqual(expect.any(String));
+    // Bound to the key: cnf.jkt is its RFC 7638 thumbprint. (A public client cannot introspect: RFC 7662 §2.1.)
+    expect(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString())).toMatchObject({ cnf: { jkt: expect.any(String) } });
+    expect(await oauthError(oauth.introspectionRequest(as, c, auth, tokens.access_token, insecure).then((r) => oauth.processIntrospectionResponse(as, c, r)))).toEqual({ status: 401, error: 'invalid_client' });
 
     const connections = await apiGet(tokens.access_token, '/connections', { DPoP });
     expect(connections.status).toBe(200);

@@ -88,6 +88,18 @@ describe('revocation everywhere', () => {
     await eventually(async () => (await accounting(again.access_token, s)) !== 'OK', 1000, 5);
   });
 
+  it('a token issued before a disconnect stays refused for that organisation after the user reconnects it', async () => {
+    const { s, tokens } = await connected();
+    const [connection] = (await (await fetch(new URL('/connections', t.issuer), { headers: { authorization: `Bearer ${tokens.access_token}` } })).json()) as Array<{ id: string }>;
+    expect((await fetch(new URL(`/connections/${connection!.id}`, t.issuer), { method: 'DELETE', headers: { authorization: `Bearer ${tokens.access_token}` } })).status).toBe(204);
+    await eventually(async () => (await edge(tokens.access_token, s)).status === 401, 1000, 5);
+    const again = await connectApp(t.issuer, s, { scope: SCOPE, organisations: [s.organisations[0].id] });
+    expect((await edge(again.access_token, s)).status).toBe(200);
+    // The old token stays dead there, at the edge and at accounting, now and after the views are rebuilt from the consent service.
+    expect((await edge(tokens.access_token, s)).status).toBe(401);
+    expect(await accounting(tokens.access_token, s)).not.toBe('OK');
+  });
+
   it('client.suspended: the kill switch refuses every token of the app, and no new one is issued until reinstated', async () => {
     const { s, tokens } = await connected();
     const { client } = await t.grpc.token.suspendClient({ clientId: s.client.clientId });

@@ -114,7 +114,11 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       return { flow: toFlow(flow) };
     },
 
-    getFlow: async (req) => ({ flow: toFlow(await flowForBrowser(req.flowId, req.browserBinding)) }),
+    getFlow: async (req) => {
+      const flow = toFlow(await flowForBrowser(req.flowId, req.browserBinding));
+      const grant = flow.userId ? await connections.findLiveGrant(flow.userId, flow.request!.clientId) : null;
+      return { flow: { ...flow, previouslyGrantedScopes: grant?.scopes ?? [] } };
+    },
 
     acceptLogin: async (req) => {
       const flow = await flowForBrowser(req.flowId, req.browserBinding);
@@ -204,10 +208,13 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
 
     checkConnection: async (req) => {
       if (!req.userId || !req.clientId || !req.tenantId) throw new InvalidArgumentError('user_id, client_id and tenant_id are required');
-      const live = await connections.findLive(req.userId, req.clientId, req.tenantId);
-      if (live) return { connection: toConnection(live) };
-      const lastRevokedAt = await connections.lastRevokedAt(req.userId, req.clientId, req.tenantId);
-      return lastRevokedAt ? { lastRevokedAt } : {};
+      // lastRevokedAt even beside a live connection: a token issued before a
+      // disconnect stays refused for the organisation after a reconnect.
+      const [live, lastRevokedAt] = await Promise.all([
+        connections.findLive(req.userId, req.clientId, req.tenantId),
+        connections.lastRevokedAt(req.userId, req.clientId, req.tenantId),
+      ]);
+      return { ...(live ? { connection: toConnection(live) } : {}), ...(lastRevokedAt ? { lastRevokedAt } : {}) };
     },
 
     revokeConnection: async (req) => {
@@ -303,6 +310,7 @@ function toFlow(doc: FlowDoc): Flow {
     authEventId: doc.authEventId,
     createdAt: doc.createdAt,
     expiresAt: doc.expiresAt,
+    previouslyGrantedScopes: [],
   };
 }
 

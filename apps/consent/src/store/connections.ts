@@ -66,17 +66,24 @@ export class ConnectionStore {
     await this.connections.createIndex({ grantId: 1 }, { name: 'by_grant' });
   }
 
-  /** The user's live grant to the app, created or updated with the scopes just consented. */
+  /**
+   * The user's live grant to the app, created, or widened with the scopes
+   * just consented: a grant's scopes are the union of its consents (tokens
+   * of an earlier consent stay valid, so the grant may never claim less).
+   */
   upsertGrant(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
     return this.writer.run('grants', async () => {
       const now = new Date();
       const key = grantKey(userId, clientId);
-      const update = () =>
-        this.grants.findOneAndUpdate(
+      const update = async () => {
+        const existing = await this.grants.findOne({ key });
+        const union = [...new Set([...(existing?.scopes ?? []), ...scopes])];
+        return this.grants.findOneAndUpdate(
           { key },
-          { $set: { scopes, updatedAt: now }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
+          { $set: { scopes: union, updatedAt: now }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
           { upsert: true, returnDocument: 'after' },
         );
+      };
       try {
         return (await update())!;
       } catch (err) {

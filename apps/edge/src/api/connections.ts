@@ -1,3 +1,4 @@
+import { needsOrganisation } from '@ledgerly/access';
 import { isRemoteError, Status } from '@ledgerly/chassis';
 import type { Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
@@ -9,9 +10,14 @@ import { toXeroConnection } from './xero-json.js';
 export function listConnections(deps: EdgeDeps): Middleware {
   return async (ctx) => {
     const { claims } = caller(ctx);
+    ctx.set('Cache-Control', 'no-store');
+    // A sign-in-only token (no accounting scope) can act on no organisation, so it is shown none.
+    if (!needsOrganisation([...claims.scopes])) {
+      ctx.body = [];
+      return;
+    }
     const authEventId = typeof ctx.query['authEventId'] === 'string' ? ctx.query['authEventId'] : '';
     const { connections } = await deps.consent.listConnections({ userId: claims.userId, clientId: claims.clientId, authEventId });
-    ctx.set('Cache-Control', 'no-store');
     ctx.body = connections.map(toXeroConnection);
   };
 }

@@ -42,6 +42,8 @@ function invalidClient(description: string, challenge: boolean): InvalidClient {
  * request was sent to (an assertion's aud may name it).
  */
 export function readClientAuthentication(ctx: Context, form: Map<string, string>, endpoint: string): ClientAuthentication {
+  // One Authorization header: with two, which one authenticates would be a guess.
+  if ((ctx.req?.headersDistinct?.['authorization']?.length ?? 0) > 1) throw new InvalidRequest('Send one Authorization header');
   const header = ctx.get('authorization');
   const assertionType = form.get('client_assertion_type');
   const assertion = form.get('client_assertion');

@@ -94,6 +94,8 @@ async function renderConsent(deps: EdgeDeps, flow: Flow, checked: string[], erro
     userEmail: user?.email ?? '',
     // "openid" alone only confirms identity; every other scope is listed in plain words.
     permissions: scopes.filter((s) => s !== 'openid' || scopes.length === 1).map((s) => capitalise(SCOPES.get(s)?.description ?? s)),
+    // Consents add up: what an earlier consent allowed stays allowed, in every organisation connected.
+    alreadyAllowed: flow.previouslyGrantedScopes.filter((s) => !scopes.includes(s) && s !== 'openid').map((s) => capitalise(SCOPES.get(s)?.description ?? s)),
     organisations:
       memberships?.memberships.map((m) => ({
         id: m.organisationId,

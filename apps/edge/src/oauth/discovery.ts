@@ -21,7 +21,7 @@ export function discoveryDocument(issuer: string): Record<string, unknown> {
     revocation_endpoint_auth_methods_supported: [...clientAuth, 'none'],
     revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
     introspection_endpoint: `${issuer}/introspect`,
-    introspection_endpoint_auth_methods_supported: [...clientAuth, 'none'],
+    introspection_endpoint_auth_methods_supported: clientAuth,
     introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
     // RFC 9126 §5.
     pushed_authorization_request_endpoint: `${issuer}/par`,

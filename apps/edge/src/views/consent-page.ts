@@ -10,6 +10,8 @@ export interface ConsentView {
   userEmail: string;
   /** Plain-words descriptions of what the app asks for. */
   permissions: string[];
+  /** What earlier consents already allow it (they stay, and apply to every organisation connected). */
+  alreadyAllowed?: string[];
   /** Null when the app asks for nothing in the books (sign-in only). */
   organisations: Array<{ id: string; name: string; role: string; checked: boolean; connected: boolean }> | null;
   error?: string;
@@ -29,6 +31,13 @@ ${view.error ? html`<div class="alert" role="alert">${view.error}</div>` : ''}
 <input type="hidden" name="csrf" value="${view.csrfToken}">
 <h2>${app} will be able to</h2>
 <ul class="scopes">${view.permissions.map((p) => html`<li>${p}</li>`)}</ul>
+${
+  view.alreadyAllowed?.length
+    ? html`<h2>You already allowed ${app} to</h2>
+<ul class="scopes already">${view.alreadyAllowed.map((p) => html`<li>${p}</li>`)}</ul>
+<p class="note">Everything you allow ${app} applies to every organisation you connect to it, including the ones you choose now. To take it back, disconnect the app.</p>`
+    : ''
+}
 ${
   orgs === null
     ? ''

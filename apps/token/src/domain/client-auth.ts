@@ -81,6 +81,11 @@ async function verifyAssertion(ctx: ClientAuthContext, client: ClientDoc, auth: 
     throw fail(claims ? `not valid (${(err as Error).message})` : 'not a JWT');
   }
   const now = Math.floor(Date.now() / 1000);
+  // One audience, this server (RFC 7523 §3; draft-ietf-oauth-rfc7523bis): an
+  // assertion made for several servers could be replayed at any of them.
+  if (Array.isArray(payload.aud) && payload.aud.length !== 1) throw fail('must have exactly one audience, this authorization server');
+  // Not from the future beyond the allowed clock skew.
+  if (payload.iat !== undefined && payload.iat > now + ASSERTION_LEEWAY_SECONDS) throw fail('is issued in the future');
   const exp = payload.exp!;
   if (exp - (payload.iat ?? now) > ASSERTION_MAX_LIFETIME_SECONDS || exp - now > ASSERTION_MAX_LIFETIME_SECONDS) {
     throw fail(`lives longer than ${ASSERTION_MAX_LIFETIME_SECONDS} s`);

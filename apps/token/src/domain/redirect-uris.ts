@@ -28,6 +28,12 @@ export function checkRedirectUri(value: string): string {
   if (/%2f|%5c/i.test(rawPath) || rawPath.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {
     throw fail('it must not contain dot-segments or encoded slashes');
   }
+  if (value.includes('\\')) throw fail('it must not contain a backslash');
+  if (/%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(value)) throw fail('it must not contain encoded control characters');
+  if ((url.protocol === 'https:' || url.protocol === 'http:') && url.href !== value) {
+    // Browsers go where the normalised form points: register that, exactly.
+    throw fail(`it is not in normal form; register it as ${url.href}`);
+  }
   if (url.protocol === 'https:') return value;
   if (url.protocol === 'http:') {
     if (LOOPBACK_HOSTS.has(url.hostname)) return value;

@@ -31,6 +31,8 @@ export interface Authorization {
   bindRefreshToken?: boolean;
   /** client_credentials: no refresh token, whatever the scopes. */
   noRefreshToken?: boolean;
+  /** client_credentials: no ID token either: nobody signed in (OpenID Connect Core §2). */
+  noIdToken?: boolean;
   /** The user as just read from identity (checking they are still allowed), for the ID token's claims. */
   user?: User;
 }
@@ -106,7 +108,7 @@ export class TokenIssuer {
       });
     }
 
-    const idToken = accessScopes.includes('openid') ? await this.idToken(auth, accessScopes, accessToken, now, kid, key) : '';
+    const idToken = accessScopes.includes('openid') && !auth.noIdToken ? await this.idToken(auth, accessScopes, accessToken, now, kid, key) : '';
     return {
       tokens: { accessToken, tokenType: auth.dpopJkt ? 'DPoP' : 'Bearer', expiresIn: ttl, refreshToken, idToken, scope },
       familyId,

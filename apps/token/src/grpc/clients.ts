@@ -24,6 +24,11 @@ export function clientHandlers(deps: TokenDeps): Pick<TokenHandlers, 'createClie
           if (scopes.length === 0 || unknown.length > 0) {
             throw new InvalidArgumentError(`A custom connection needs known scopes (unknown: ${unknown.join(' ') || 'none given'})`, 'invalid_scope');
           }
+          // Nobody signs in and nothing is refreshed: identity scopes mean nothing here.
+          const identity = scopes.filter((s) => ['openid', 'profile', 'email', 'offline_access'].includes(s));
+          if (identity.length > 0) {
+            throw new InvalidArgumentError(`A custom connection takes accounting scopes only, not ${identity.join(' ')}`, 'invalid_scope');
+          }
           const { grant } = await deps.consent.createCustomConnection({ userId, clientId: doc._id, tenantId, scopes });
           doc.customConnection = { tenantId, userId, scopes, grantId: grant!.id };
           await clients.setCustomConnection(doc._id, doc.customConnection);

@@ -264,6 +264,7 @@ export function grantHandlers(
         amr: [],
         sessionId: '',
         noRefreshToken: true,
+        noIdToken: true,
         ...(req.dpopJkt ? { dpopJkt: req.dpopJkt } : {}),
       });
       deps.logger.info('Tokens issued', { grant: 'client_credentials', clientId: client._id, grantId: custom.grantId, dpop: Boolean(req.dpopJkt) });

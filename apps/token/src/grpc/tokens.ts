@@ -67,6 +67,8 @@ export function tokenHandlers(deps: TokenDeps): Pick<TokenHandlers, 'getJwks' | 
     checkToken: async (req) => stillActive(req.tokenId, req.clientId, req.userId, req.grantId, req.issuedAt?.getTime() ?? 0),
 
     introspectToken: async (req) => {
+      // RFC 7662 §2.1: the caller must authenticate; a public client cannot.
+      if (req.client?.method === 'none') throw new OAuthError('invalid_client', 'Introspection needs client authentication; a public client cannot introspect');
       const client = await authenticateClient(auth, req.client);
       const token = req.token;
       if (!token) throw new OAuthError('invalid_request', 'token is required');

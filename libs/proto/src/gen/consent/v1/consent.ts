@@ -70,7 +70,15 @@ export interface Flow {
   grantId: string;
   authEventId: string;
   createdAt?: Date | undefined;
-  expiresAt?: Date | undefined;
+  expiresAt?:
+    | Date
+    | undefined;
+  /**
+   * GetFlow only: the scopes the user's live grant to this app already holds.
+   * Consents add up (a grant's scopes are the union of its consents), and they
+   * apply to every organisation connected, so the consent page shows them.
+   */
+  previouslyGrantedScopes: string[];
 }
 
 export interface Connection {
@@ -430,6 +438,7 @@ function createBaseFlow(): Flow {
     authEventId: "",
     createdAt: undefined,
     expiresAt: undefined,
+    previouslyGrantedScopes: [],
   };
 }
 
@@ -476,6 +485,9 @@ export const Flow: MessageFns<Flow> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(114).fork()).join();
+    }
+    for (const v of message.previouslyGrantedScopes) {
+      writer.uint32(122).string(v!);
     }
     return writer;
   },
@@ -605,6 +617,14 @@ export const Flow: MessageFns<Flow> = {
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.previouslyGrantedScopes.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -638,6 +658,7 @@ export const Flow: MessageFns<Flow> = {
     message.authEventId = object.authEventId ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
+    message.previouslyGrantedScopes = object.previouslyGrantedScopes?.map((e) => e) || [];
     return message;
   },
 };
