@@ -45,7 +45,7 @@ export const CONSENT_ACCESS: AccessList<typeof ConsentServiceDefinition> = {
   rejectFlow: ['edge'],
   completeFlow: ['token'],
   listConnections: ['edge', OPERATOR],
-  checkConnection: ['edge', 'accounting', 'token'],
+  checkConnection: ['edge', 'accounting'],
   revokeConnection: ['edge', OPERATOR],
   getGrant: ['token'],
   revokeGrant: ['token', OPERATOR],
@@ -210,10 +210,7 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       if (!req.userId || !req.clientId || !req.tenantId) throw new InvalidArgumentError('user_id, client_id and tenant_id are required');
       // lastRevokedAt even beside a live connection: a token issued before a
       // disconnect stays refused for the organisation after a reconnect.
-      const [live, lastRevokedAt] = await Promise.all([
-        connections.findLive(req.userId, req.clientId, req.tenantId),
-        connections.lastRevokedAt(req.userId, req.clientId, req.tenantId),
-      ]);
+      const { live, lastRevokedAt } = await connections.state(req.userId, req.clientId, req.tenantId);
       return { ...(live ? { connection: toConnection(live) } : {}), ...(lastRevokedAt ? { lastRevokedAt } : {}) };
     },
 
@@ -227,6 +224,11 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
         $case: 'connectionRevoked',
         value: { connectionId: live._id, grantId: live.grantId, userId: live.userId, clientId: live.clientId, tenantId: live.tenantId, revokedAt: new Date() },
       });
+      // A custom connection's grant has this one connection: it ends with it, so no more tokens.
+      const grant = await connections.findGrant(live.grantId);
+      if (grant?.custom && !grant.revokedAt) {
+        await deps.outbox.commit({ $case: 'grantRevoked', value: { grantId: grant._id, userId: grant.userId, clientId: grant.clientId, revokedAt: new Date() } });
+      }
       deps.logger.info('Connection revoked', { connectionId: live._id, clientId: live.clientId, tenantId: live.tenantId });
       return { connection: toConnection((await connections.find(live._id))!) };
     },
@@ -259,7 +261,7 @@ export function consentService(deps: ConsentDeps): ServiceImplementation {
       const { memberships } = await identity.listMemberships({ userId: req.userId });
       const membership = memberships.find((m) => m.organisationId === req.tenantId);
       if (!membership) throw new PermissionDeniedError('The user is not a member of that organisation', 'not_a_member');
-      const grant = await connections.upsertGrant(req.userId, req.clientId, [...new Set(req.scopes)]);
+      const grant = await connections.upsertGrant(req.userId, req.clientId, [...new Set(req.scopes)], { custom: true });
       const connectionId = randomUUID();
       await deps.outbox.commit({
         $case: 'connectionCreated',

@@ -16,6 +16,8 @@ export interface GrantDoc {
   createdAt: Date;
   updatedAt: Date;
   revokedAt?: Date | null;
+  /** A custom connection's grant (client_credentials): it ends with its one connection. */
+  custom?: boolean;
 }
 
 export interface ConnectionDoc {
@@ -71,7 +73,7 @@ export class ConnectionStore {
    * just consented: a grant's scopes are the union of its consents (tokens
    * of an earlier consent stay valid, so the grant may never claim less).
    */
-  upsertGrant(userId: string, clientId: string, scopes: string[]): Promise<GrantDoc> {
+  upsertGrant(userId: string, clientId: string, scopes: string[], options: { custom?: boolean } = {}): Promise<GrantDoc> {
     return this.writer.run('grants', async () => {
       const now = new Date();
       const key = grantKey(userId, clientId);
@@ -80,7 +82,7 @@ export class ConnectionStore {
         const union = [...new Set([...(existing?.scopes ?? []), ...scopes])];
         return this.grants.findOneAndUpdate(
           { key },
-          { $set: { scopes: union, updatedAt: now }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
+          { $set: { scopes: union, updatedAt: now, ...(options.custom ? { custom: true } : {}) }, $setOnInsert: { _id: randomUUID(), userId, clientId, createdAt: now } },
           { upsert: true, returnDocument: 'after' },
         );
       };
@@ -182,8 +184,17 @@ export class ConnectionStore {
 
   /** The most recent revocation for the key, if any. */
   async lastRevokedAt(userId: string, clientId: string, tenantId: string): Promise<Date | null> {
-    const revoked = (await this.connections.find({ userId, clientId, tenantId }).toArray()).filter((c) => !isLive(c));
-    return revoked.reduce<Date | null>((latest, c) => (!latest || c.revokedAt! > latest ? c.revokedAt! : latest), null);
+    return (await this.state(userId, clientId, tenantId)).lastRevokedAt;
+  }
+
+  /** The live connection of (user, app, organisation), if any, and when one was last revoked: one query. */
+  async state(userId: string, clientId: string, tenantId: string): Promise<{ live: ConnectionDoc | null; lastRevokedAt: Date | null }> {
+    const all = await this.connections.find({ userId, clientId, tenantId }).toArray();
+    const revoked = all.filter((c) => !isLive(c));
+    return {
+      live: all.find(isLive) ?? null,
+      lastRevokedAt: revoked.reduce<Date | null>((latest, c) => (!latest || c.revokedAt! > latest ? c.revokedAt! : latest), null),
+    };
   }
 
   /** Revokes one connection as of `at`. Idempotent; false when there is no such connection. */

@@ -1,5 +1,5 @@
 import { isKnownScope, isRegisteredRedirectUri } from '@ledgerly/access';
-import { FailedPreconditionError, isRemoteError, randomSecret, sha256, Status } from '@ledgerly/chassis';
+import { FailedPreconditionError, isRemoteError, randomSecret, sha256, Status, UnavailableError } from '@ledgerly/chassis';
 import type { TokenSet } from '@ledgerly/proto/token/v1/token';
 import { randomUUID } from 'node:crypto';
 import { authenticateClient } from '../domain/client-auth.js';
@@ -29,22 +29,20 @@ export function grantHandlers(
    * and anything (a code, a refresh token) created before a suspension or a
    * disabling, even once lifted.
    */
-  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date, tenantId?: string) => {
+  const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date) => {
     if (client.suspendedAt) throw new OAuthError('invalid_client', 'The client is suspended');
     if (client.lastSuspendedAt && client.lastSuspendedAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the client was suspended');
     const orNone = <T>(call: Promise<T>) => call.catch((err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)));
-    // A custom connection asks for its one connection (live only while its grant is):
-    // a disconnected one gets no more tokens, rather than tokens every API refuses.
-    const live = tenantId
-      ? deps.consent.checkConnection({ userId, clientId: client._id, tenantId }).then((r) => (r.connection?.grantId === grantId ? 'live' : 'disconnected'))
-      : grantId
-        ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)).then((g) => (g && !g.revokedAt ? 'live' : 'revoked'))
-        : Promise.resolve('revoked');
-    const [user, state] = await Promise.all([orNone(deps.identity.getUser({ userId }).then((r) => r.user)), live]);
+    const [user, grant] = await Promise.all([
+      orNone(deps.identity.getUser({ userId }).then((r) => r.user)),
+      grantId ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)) : Promise.resolve(undefined),
+    ]);
     if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled or unknown');
     if (user.disabledAt && user.disabledAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the user was disabled');
-    if (state === 'disconnected') throw new OAuthError('invalid_grant', 'This custom connection was disconnected; register the integration again to reconnect');
-    if (state !== 'live') throw new OAuthError('invalid_grant', 'The user withdrew this authorization');
+    if (!grant || grant.revokedAt) {
+      // A custom connection's grant ends when its connection is disconnected.
+      throw new OAuthError('invalid_grant', client.customConnection ? 'This custom connection was disconnected; register the integration again to reconnect' : 'The user withdrew this authorization');
+    }
     return user;
   };
 
@@ -182,7 +180,7 @@ export function grantHandlers(
       return { tokens: issued.tokens };
     },
 
-    refreshAccessToken: async (req) => {
+    refreshAccessToken: async (req, call) => {
       const client = await authenticateClient(auth, req.client);
       if (!req.refreshToken) throw new OAuthError('invalid_request', 'refresh_token is required');
       const hash = sha256(req.refreshToken);
@@ -216,6 +214,9 @@ export function grantHandlers(
       if (current.usedAt) return { tokens: await alreadyUsed(current.usedAt) };
 
       const user = await checkStillAllowed(client, current.userId, current.grantId, current.createdAt);
+      // A caller that has given up (deadline passed, cancelled) would never see
+      // the new token: do not rotate, so its retry with the same token works.
+      if (call?.signal.aborted) throw new UnavailableError('The request was cancelled before the refresh token was rotated');
       // Rotation: exactly one use of a refresh token wins.
       const used = await refreshTokens.markUsed(hash);
       if (!used) return { tokens: await alreadyUsed(new Date()) };
@@ -251,7 +252,7 @@ export function grantHandlers(
       }
       const requested = [...new Set(req.scopes)];
       checkScopes(requested, custom.scopes);
-      await checkStillAllowed(client, custom.userId, custom.grantId, client.createdAt, custom.tenantId);
+      await checkStillAllowed(client, custom.userId, custom.grantId, client.createdAt);
       // No code and no refresh token: nothing can be replayed, so no token family. The token
       // dies with its grant, its client or its user, and by POST /revoke, like any other.
       const issued = await issuer.issue({
