@@ -614,7 +614,7 @@ function tokenEndpointSection(te, config, machine) {
     '  and `grant_type=refresh_token&refresh_token=…` (no scope: the whole grant), 200 responses per second. On the edge: the edge',
     '  reads the form and the client\'s credentials, then one gRPC call over mutual TLS to the token service, which finds the client in',
     '  FerretDB and checks its secret (SHA-256), asks identity whether the user is still enabled and consent whether the grant is',
-    '  still live — for a custom connection, whether its one connection is (gRPC, each a FerretDB read): the platform\'s promise that a',
+    '  still live (a custom connection\'s grant ends with its connection; gRPC, each a FerretDB read): the platform\'s promise that a',
     '  disconnect or a disabled user stops new tokens at once; oidc-provider checks nothing of the kind. It then signs an ES256 access',
     '  token (RFC 9068 JWT, typ at+jwt, 30 min) and logs one line ("Tokens issued"), as the edge logs its access line. A refresh also',
     '  marks the presented refresh token used (`findOneAndUpdate`), stores the new one, lists the new access token in the grant\'s',
