@@ -128,25 +128,41 @@ export async function seedContacts(edge, accessToken, tenantId, count) {
   }
 }
 
-/** The bare koa + mongodb reference (bench/bare-server.mjs) as its own process, on the accounting service's database. */
-export async function startBareServer(t, cleanup, work) {
-  const database = t.platform.envs.accounting['LEDGERLY_MONGO_DB']; // "ledgerly_accounting" with the default prefix
+/**
+ * A reference server (a script in bench/) as its own process: started with
+ * `env`, ready when it logs `readyMsg` (its JSON line is returned), stopped
+ * at cleanup.
+ */
+export async function startReferenceProcess({ name, script, env, readyMsg, cleanup, work }) {
   const proc = new ManagedProcess({
-    name: 'bare',
+    name,
     command: process.execPath,
-    args: [fileURLToPath(new URL('../bare-server.mjs', import.meta.url))],
-    env: { BENCH_MONGO_URL: t.mongo.url, BENCH_MONGO_DB: database },
-    logFile: join(work, 'logs', 'bare.log'),
+    args: [fileURLToPath(new URL(`../${script}`, import.meta.url))],
+    env,
+    logFile: join(work, 'logs', `${name}.log`),
     readyWhen: (line) => {
       const record = parseJsonLine(line);
-      return record?.['msg'] === 'Bare server ready' ? record : undefined;
+      return record?.['msg'] === readyMsg ? record : undefined;
     },
   });
-  cleanup.add('bare server', async () => {
+  cleanup.add(name, async () => {
     await proc.stop();
     proc.closeLog();
   });
-  const ready = await proc.start();
+  return { proc, ready: await proc.start() };
+}
+
+/** The bare koa + mongodb reference (bench/bare-server.mjs) as its own process, on the accounting service's database. */
+export async function startBareServer(t, cleanup, work) {
+  const database = t.platform.envs.accounting['LEDGERLY_MONGO_DB']; // "ledgerly_accounting" with the default prefix
+  const { proc, ready } = await startReferenceProcess({
+    name: 'bare',
+    script: 'bare-server.mjs',
+    env: { BENCH_MONGO_URL: t.mongo.url, BENCH_MONGO_DB: database },
+    readyMsg: 'Bare server ready',
+    cleanup,
+    work,
+  });
   return { url: `http://${ready['address']}`, database, proc };
 }
 

@@ -4,7 +4,6 @@
 // in pairs whose order alternates (edge→oidc-provider, oidc-provider→edge, …).
 // Both sides get the same load generator (token-load-worker.mjs), the same
 // number of connections, the same scopes and client_secret_basic.
-import { ManagedProcess, parseJsonLine } from '@ledgerly/devstack';
 import { ClientType } from '@ledgerly/proto/token/v1/token';
 import { authorizeInteractively, inputValue, registerClient, seed, UserAgent } from '@ledgerly/testkit';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -12,12 +11,11 @@ import { MongoClient } from 'mongodb';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, URLSearchParams } from 'node:url';
+import { URLSearchParams } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as oidc from 'openid-client';
-import { REDIRECT_URI, SCOPE } from './setup.mjs';
+import { REDIRECT_URI, SCOPE, startReferenceProcess } from './setup.mjs';
 import { median } from './stats.mjs';
 
 /** What a custom connection (ours) and the client_credentials client (oidc-provider) get, and ask for. */
@@ -164,22 +162,14 @@ async function devInteractions(ua, url, accountId) {
 
 /** bench/oidc-provider-server.mjs as its own process, its adapter on the platform's FerretDB (database bench_oidc_provider). */
 export async function startOidcProvider({ t, cleanup, work, clients, account }) {
-  const proc = new ManagedProcess({
+  const { proc, ready } = await startReferenceProcess({
     name: 'oidc-provider',
-    command: process.execPath,
-    args: [fileURLToPath(new URL('../oidc-provider-server.mjs', import.meta.url))],
+    script: 'oidc-provider-server.mjs',
     env: { BENCH_MONGO_URL: t.mongo.url, BENCH_MONGO_DB: OIDC_DATABASE, BENCH_OIDC_CLIENTS: JSON.stringify(clients), BENCH_OIDC_ACCOUNT: JSON.stringify(account) },
-    logFile: join(work, 'logs', 'oidc-provider.log'),
-    readyWhen: (line) => {
-      const record = parseJsonLine(line);
-      return record?.['msg'] === 'oidc-provider ready' ? record : undefined;
-    },
+    readyMsg: 'oidc-provider ready',
+    cleanup,
+    work,
   });
-  cleanup.add('oidc-provider', async () => {
-    await proc.stop();
-    proc.closeLog();
-  });
-  const ready = await proc.start();
   return { proc, address: ready['address'], issuer: ready['issuer'], version: ready['version'] };
 }
 
