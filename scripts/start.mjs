@@ -3,6 +3,7 @@
 // FerretDB and NATS (JetStream), the five services, and the example payroll app.
 // Data lives in .data/ (ignored by git); logs in .data/logs/. Ctrl-C stops it all.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,14 @@ const data = join(root, '.data');
 const logs = join(data, 'logs');
 const say = (msg) => process.stdout.write(`\x1b[1m▸\x1b[0m ${msg}\n`);
 
-const PORTS = { ferretdb: 27017, nats: 4222, identity: 50051, consent: 50052, token: 50053, accounting: 50054, edge: 3000, payroll: 3001 };
+const BASE_PORTS = { ferretdb: 27017, nats: 4222, identity: 50051, consent: 50052, token: 50053, accounting: 50054, edge: 3000, payroll: 3001 };
+// LEDGERLY_PORT_OFFSET=100 runs everything 100 ports up (edge on 3100, …), beside another copy.
+const rawOffset = process.env['LEDGERLY_PORT_OFFSET'] ?? '0';
+if (!/^\d{1,4}$/.test(rawOffset) || Number(rawOffset) > 5000) {
+  console.error(`LEDGERLY_PORT_OFFSET must be a whole number from 0 to 5000, not "${rawOffset}"`);
+  process.exit(2);
+}
+const PORTS = Object.fromEntries(Object.entries(BASE_PORTS).map(([name, port]) => [name, port + Number(rawOffset)]));
 
 async function portFree(port) {
   return new Promise((resolve) => {
@@ -36,7 +44,7 @@ if (build.status !== 0) {
 const busy = [];
 for (const [name, port] of Object.entries(PORTS)) if (!(await portFree(port))) busy.push(`${port} (${name})`);
 if (busy.length > 0) {
-  console.error(`These ports are in use: ${busy.join(', ')}.\nIs another \`npm start\` running? Stop it first.`);
+  console.error(`These ports are in use: ${busy.join(', ')}.\nIs another \`npm start\` running? Stop it first, or run this one beside it: LEDGERLY_PORT_OFFSET=100 npm start`);
   process.exit(1);
 }
 
@@ -72,8 +80,11 @@ try {
   say('Starting identity, consent, token, accounting and the edge…');
   // The development CA and every service's certificate (mutual TLS), and the
   // local operator's, which the admin CLI uses by default: .data/pki.
-  const platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: logs, pkiDir: join(data, 'pki'), ports: DEFAULT_PORTS, echo });
+  const ports = Object.fromEntries(Object.keys(DEFAULT_PORTS).map((app) => [app, PORTS[app]]));
+  const platform = await startPlatform({ mongoUrl: mongo.url, natsUrl: nats.url, logDir: logs, pkiDir: join(data, 'pki'), ports, echo });
   stops.push(() => platform.stop());
+  // Where the admin CLI finds the services (its defaults, below any LEDGERLY_*_ADDR).
+  writeFileSync(join(data, 'platform.json'), JSON.stringify({ issuer: platform.issuer, addresses: platform.addresses }, null, 2) + '\n');
 
   say('Seeding demo data…');
   const redirectUri = `http://localhost:${PORTS.payroll}/callback`;

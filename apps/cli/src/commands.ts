@@ -16,11 +16,22 @@ export interface Addresses {
   tls: TlsFiles;
 }
 
+/** Where `npm start` says its services are (.data/platform.json), if it has run here. */
+function startedPlatform(): Partial<Record<'identity' | 'consent' | 'token', string>> {
+  try {
+    const { addresses } = JSON.parse(readFileSync('.data/platform.json', 'utf8')) as { addresses?: Record<string, unknown> };
+    return Object.fromEntries(Object.entries(addresses ?? {}).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
 export function addressesFrom(env: Record<string, string | undefined>): Addresses {
+  const started = startedPlatform();
   return {
-    identity: env['LEDGERLY_IDENTITY_ADDR'] || '127.0.0.1:50051',
-    consent: env['LEDGERLY_CONSENT_ADDR'] || '127.0.0.1:50052',
-    token: env['LEDGERLY_TOKEN_ADDR'] || '127.0.0.1:50053',
+    identity: env['LEDGERLY_IDENTITY_ADDR'] || started.identity || '127.0.0.1:50051',
+    consent: env['LEDGERLY_CONSENT_ADDR'] || started.consent || '127.0.0.1:50052',
+    token: env['LEDGERLY_TOKEN_ADDR'] || started.token || '127.0.0.1:50053',
     tls: {
       caFile: env['LEDGERLY_TLS_CA'] || '.data/pki/ca.crt',
       certFile: env['LEDGERLY_TLS_CERT'] || '.data/pki/operator-local.crt',
