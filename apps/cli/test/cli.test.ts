@@ -4,7 +4,7 @@ import { startTestPlatform, type TestPlatform } from '@ledgerly/testkit';
 import { exportJWK, generateKeyPair } from 'jose';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,12 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const entry = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 let t: TestPlatform;
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [entry, ...args],
       {
+        ...(cwd ? { cwd } : {}),
         env: {
           PATH: process.env['PATH'] ?? '',
           LEDGERLY_IDENTITY_ADDR: t.platform.addresses.identity,
@@ -173,6 +174,16 @@ describe('admin CLI', () => {
     expect((await cli(['member', 'add', '--org', 'o', '--user', 'u', '--role', 'owner'])).code).toBe(2);
     expect((await cli(['nope', 'thing'])).code).toBe(2);
     expect((await cli(['user', 'create', '--unknown', 'x'])).code).toBe(2);
+  });
+
+  it('finds the services that npm start wrote to .data/platform.json when no address is given', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-platform-'));
+    mkdirSync(join(dir, '.data'));
+    writeFileSync(join(dir, '.data', 'platform.json'), JSON.stringify({ issuer: t.issuer, addresses: t.platform.addresses }));
+    const noAddresses = { LEDGERLY_IDENTITY_ADDR: '', LEDGERLY_CONSENT_ADDR: '', LEDGERLY_TOKEN_ADDR: '' };
+    const res = await cli(['org', 'create', '--name', 'Found Via Platform File'], noAddresses, dir);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ name: 'Found Via Platform File' });
   });
 
   it('says so when the platform is not running', async () => {
