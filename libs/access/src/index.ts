@@ -9,3 +9,4 @@ export * from './ttl-cache.js';
 export * from './views.js';
 export * from './redirect-uris.js';
 export * from './user-claims.js';
+export * from './client-assertion.js';

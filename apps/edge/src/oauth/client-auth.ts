@@ -1,6 +1,8 @@
+import { CLIENT_ASSERTION_TYPE } from '@ledgerly/access';
 import type { ClientAuthentication } from '@ledgerly/proto/token/v1/token';
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
+import { readForm } from '../http/body.js';
 import { InvalidClient, InvalidRequest } from '../http/errors.js';
 
 /** RFC 6749 Appendix B: application/x-www-form-urlencoded decoding of one part. */
@@ -8,10 +10,6 @@ function formDecode(part: string): string {
   return decodeURIComponent(part.replace(/\+/g, ' '));
 }
 
-/** What a private_key_jwt assertion may be signed with (the token service checks it; the same list). */
-export const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
-
-export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /** The assertion's sub (= its client_id), read without verifying: the token service verifies it. */
 function assertionSubject(assertion: string): string | undefined {
@@ -82,4 +80,18 @@ export function readClientAuthentication(ctx: Context, form: Map<string, string>
   const clientSecret = form.get('client_secret');
   if (clientSecret !== undefined) return { clientId, clientSecret, method: 'client_secret_post', clientAssertion: '', endpoint };
   return { clientId, clientSecret: '', method: 'none', clientAssertion: '', endpoint };
+}
+
+/**
+ * The request of /revoke (RFC 7009 §2.1) and /introspect (RFC 7662 §2.1):
+ * a form body (parameters in the query string are refused), the client's
+ * authentication, and the token asked about.
+ */
+export async function readTokenRequest(ctx: Context, endpoint: string, what: string): Promise<{ form: Map<string, string>; client: ClientAuthentication; token: string }> {
+  if (ctx.querystring) throw new InvalidRequest(`Send ${what} parameters in the body, not the query string`);
+  const form = await readForm(ctx);
+  const client = readClientAuthentication(ctx, form, endpoint);
+  const token = form.get('token');
+  if (!token) throw new InvalidRequest('token is required');
+  return { form, client, token };
 }

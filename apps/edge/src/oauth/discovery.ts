@@ -1,7 +1,6 @@
-import { SCOPES } from '@ledgerly/access';
+import { ASSERTION_ALGORITHMS, SCOPES } from '@ledgerly/access';
 import type { Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
-import { ASSERTION_ALGORITHMS } from './client-auth.js';
 import { DPOP_ALGORITHMS } from './dpop.js';
 
 /**

@@ -1,8 +1,6 @@
 import type { Middleware } from 'koa';
 import type { EdgeDeps } from '../deps.js';
-import { readForm } from '../http/body.js';
-import { InvalidRequest } from '../http/errors.js';
-import { readClientAuthentication } from './client-auth.js';
+import { readTokenRequest } from './client-auth.js';
 import { withChallenge } from './token.js';
 
 /**
@@ -14,11 +12,7 @@ import { withChallenge } from './token.js';
  */
 export function revokeEndpoint(deps: EdgeDeps): Middleware {
   return async (ctx) => {
-    if (ctx.querystring) throw new InvalidRequest('Send revocation parameters in the body, not the query string');
-    const form = await readForm(ctx);
-    const client = readClientAuthentication(ctx, form, `${deps.config.issuer}/revoke`);
-    const token = form.get('token');
-    if (!token) throw new InvalidRequest('token is required');
+    const { form, client, token } = await readTokenRequest(ctx, `${deps.config.issuer}/revoke`, 'revocation');
     try {
       await deps.token.revokeToken({ client, token, tokenTypeHint: form.get('token_type_hint') ?? '' });
     } catch (err) {

@@ -1,3 +1,4 @@
+import { ASSERTION_ALGORITHMS } from '@ledgerly/access';
 import { constantTimeEqual, sha256 } from '@ledgerly/chassis';
 import { ClientType, type ClientAuthentication } from '@ledgerly/proto/token/v1/token';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -8,9 +9,6 @@ import { OAuthError } from './oauth-error.js';
 /** Compared against when the client is unknown, so both failures cost the same. */
 const DUMMY_HASH = sha256('not-a-client-secret');
 
-export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-/** Algorithms a private_key_jwt assertion may use (never "none", never HMAC: the key is public). */
-export const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
 /** Clock skew allowed on an assertion's exp/iat/nbf (RFC 7523 §3, bounded). */
 const ASSERTION_LEEWAY_SECONDS = 30;
 /** Longest lifetime an assertion may claim (and so the longest we remember its jti). */

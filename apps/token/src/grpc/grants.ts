@@ -9,6 +9,7 @@ import { pkceMatches } from '../domain/pkce.js';
 import type { Authorization, Issued } from '../domain/token-issuer.js';
 import type { ClientDoc } from '../store/clients.js';
 import { clientAuthContext, type TokenDeps, type TokenHandlers } from './deps.js';
+import { standing } from './standing.js';
 
 /**
  * A used refresh token presented again within this long of its use is a race
@@ -30,20 +31,22 @@ export function grantHandlers(
    * disabling, even once lifted.
    */
   const checkStillAllowed = async (client: ClientDoc, userId: string, grantId: string, createdAt: Date) => {
-    if (client.suspendedAt) throw new OAuthError('invalid_client', 'The client is suspended');
-    if (client.lastSuspendedAt && client.lastSuspendedAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the client was suspended');
-    const orNone = <T>(call: Promise<T>) => call.catch((err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)));
-    const [user, grant] = await Promise.all([
-      orNone(deps.identity.getUser({ userId }).then((r) => r.user)),
-      grantId ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)) : Promise.resolve(undefined),
-    ]);
-    if (!user || user.disabled) throw new OAuthError('invalid_grant', 'The user is disabled or unknown');
-    if (user.disabledAt && user.disabledAt >= createdAt) throw new OAuthError('invalid_grant', 'Issued before the user was disabled');
-    if (!grant || grant.revokedAt) {
-      // A custom connection's grant ends when its connection is disconnected.
-      throw new OAuthError('invalid_grant', client.customConnection ? 'This custom connection was disconnected; register the integration again to reconnect' : 'The user withdrew this authorization');
+    const { lapse, user } = await standing(deps, client, userId, grantId, createdAt.getTime());
+    switch (lapse) {
+      case undefined:
+        return user;
+      case 'client_suspended':
+        throw new OAuthError('invalid_client', 'The client is suspended');
+      case 'suspended_since':
+        throw new OAuthError('invalid_grant', 'Issued before the client was suspended');
+      case 'user_disabled':
+        throw new OAuthError('invalid_grant', 'The user is disabled or unknown');
+      case 'disabled_since':
+        throw new OAuthError('invalid_grant', 'Issued before the user was disabled');
+      case 'grant_revoked':
+        // A custom connection's grant ends when its connection is disconnected.
+        throw new OAuthError('invalid_grant', client.customConnection ? 'This custom connection was disconnected; register the integration again to reconnect' : 'The user withdrew this authorization');
     }
-    return user;
   };
 
   const familyRecord = (authorization: { clientId: string; userId: string; grantId: string }, familyId: string) => ({

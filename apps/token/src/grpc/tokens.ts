@@ -4,12 +4,20 @@ import { randomUUID } from 'node:crypto';
 import { authenticateClient } from '../domain/client-auth.js';
 import { OAuthError } from '../domain/oauth-error.js';
 import { clientAuthContext, type TokenDeps, type TokenHandlers } from './deps.js';
+import { standing, type Lapse } from './standing.js';
 
 const INACTIVE: IntrospectTokenResponse = {
   active: false, scope: '', clientId: '', tokenType: '', exp: 0, iat: 0, sub: '', aud: '', iss: '', jti: '', cnfJkt: '',
 };
 
-const orNone = <T>(call: Promise<T>) => call.catch((err: unknown) => (isRemoteError(err, Status.NOT_FOUND) ? undefined : Promise.reject(err)));
+/** The CheckToken reasons (the edge's and accounting's refusal messages key on them). */
+const REASONS: Record<Lapse, string> = {
+  client_suspended: 'client_suspended',
+  suspended_since: 'client_suspended',
+  user_disabled: 'user_disabled',
+  disabled_since: 'user_disabled',
+  grant_revoked: 'grant_revoked',
+};
 
 /** Keys, revocation (RFC 7009), the synchronous check, introspection (RFC 7662). */
 export function tokenHandlers(deps: TokenDeps): Pick<TokenHandlers, 'getJwks' | 'revokeToken' | 'checkToken' | 'introspectToken' | 'rotateSigningKey'> {
@@ -19,17 +27,9 @@ export function tokenHandlers(deps: TokenDeps): Pick<TokenHandlers, 'getJwks' | 
   /** Is a token of this user, client and grant, issued at issuedAtMs, still good? */
   const stillActive = async (tokenId: string, clientId: string, userId: string, grantId: string, issuedAtMs: number): Promise<{ active: boolean; reason: string }> => {
     if (tokenId && (await deps.revokedTokens.isRevoked(tokenId))) return { active: false, reason: 'token_revoked' };
-    const client = await clients.find(clientId);
-    if (!client || client.suspendedAt || (client.lastSuspendedAt && client.lastSuspendedAt.getTime() >= issuedAtMs)) {
-      return { active: false, reason: 'client_suspended' };
-    }
-    const [user, grant] = await Promise.all([
-      orNone(deps.identity.getUser({ userId }).then((r) => r.user)),
-      grantId ? orNone(deps.consent.getGrant({ grantId }).then((r) => r.grant)) : Promise.resolve(undefined),
-    ]);
-    if (!user || user.disabled || (user.disabledAt && user.disabledAt.getTime() >= issuedAtMs)) return { active: false, reason: 'user_disabled' };
-    if (!grant || grant.revokedAt) return { active: false, reason: 'grant_revoked' };
-    return { active: true, reason: '' };
+    const { lapse } = await standing(deps, await clients.find(clientId), userId, grantId, issuedAtMs);
+    if (!lapse) return { active: true, reason: '' };
+    return { active: false, reason: REASONS[lapse] };
   };
 
   return {
